@@ -1,0 +1,63 @@
+# The two commands: `make run` and `make test`. Everything they need is installed
+# from the lock file (uv.lock) or Debian's packages; nothing by hand.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help install run test quick lint postgres clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --python python3
+	@touch $@
+
+install: $(VENV)/.synced ## install the locked dependencies into .venv
+
+.env:
+	@if [ -z "$$BETTER_AUTH_SECRET" ]; then \
+	  echo "BETTER_AUTH_SECRET=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')" > .env; \
+	  echo "Created .env with a random BETTER_AUTH_SECRET."; \
+	else touch .env; fi
+
+run: install .env ## serve the API on http://127.0.0.1:8000 with the embedded SQLite database
+	$(BIN)/todo-api migrate
+	$(BIN)/todo-api serve
+
+lint: install ## ruff, mypy and the contract's own validation
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/openapi-spec-validator openapi/tasks.yaml
+
+postgres: ## install PostgreSQL from Debian's packages when its binaries are missing
+	@if command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then :; \
+	else echo "Installing PostgreSQL from Debian's packages..."; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) \
+	    apt-get install -y -qq --no-install-recommends postgresql >/dev/null; fi
+	@# As root the server runs as the `postgres` user (PostgreSQL refuses root).
+	@if [ "$$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then useradd --system postgres; fi
+
+test: lint postgres ## the whole suite, on SQLite and a throwaway PostgreSQL
+	$(BIN)/pytest
+
+quick: install ## the inner loop: lint, then the suite on SQLite only, stop at the first failure
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -x -q -m "not postgresql"
+
+clean: ## remove the environments and local databases
+	rm -rf $(VENV) $(TOOLS) tasks.db tasks.db-wal tasks.db-shm .mypy_cache .ruff_cache .pytest_cache

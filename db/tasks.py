@@ -1,0 +1,184 @@
+"""Task queries. Each write is one statement filtered by id *and* owner, so a task of
+another user is indistinguishable from a missing one and concurrent changes never interleave."""
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, delete, func, literal, or_, select, update
+from sqlalchemy.sql.expression import UnaryExpression
+from sqlmodel import Session, col
+
+from db.models import Task
+
+SORT_COLUMNS: dict[str, Any] = {
+    "created": Task.created_at,
+    "updated": Task.updated_at,
+    "title": Task.title,
+    "due_date": Task.due_date,
+    "priority": case({"low": 1, "medium": 2, "high": 3}, value=Task.priority),
+}
+DESCENDING_BY_DEFAULT = {"created", "updated"}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_dict(task: Task) -> dict[str, Any]:
+    """The response body of a task, as the contract's `Task` schema describes it."""
+    return {
+        "id": task.id,
+        "user_id": task.user_id,
+        "title": task.title,
+        "description": task.description,
+        "completed": task.completed,
+        "priority": task.priority,
+        "due_date": _date(task.due_date),
+        "completed_at": _timestamp(task.completed_at),
+        "created_at": _timestamp(task.created_at),
+        "updated_at": _timestamp(task.updated_at),
+    }
+
+
+def _date(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.isoformat()
+
+
+def _parse_date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def create(session: Session, user_id: str, fields: Mapping[str, Any]) -> Task:
+    stamp = now()
+    completed = bool(fields.get("completed", False))
+    task = Task(
+        user_id=user_id,
+        title=fields["title"],
+        description=fields.get("description"),
+        completed=completed,
+        priority=fields.get("priority", "medium"),
+        due_date=_parse_date(fields.get("due_date")),
+        completed_at=stamp if completed else None,
+        created_at=stamp,
+        updated_at=stamp,
+    )
+    session.add(task)
+    session.flush()
+    return task
+
+
+def get(session: Session, user_id: str, task_id: int) -> Task | None:
+    return session.scalars(select(Task).where(*_owned(user_id, task_id))).first()
+
+
+def list_page(
+    session: Session,
+    user_id: str,
+    *,
+    status: str,
+    sort: str,
+    order: str | None,
+    q: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Task], int]:
+    """One page of the user's tasks and the number of tasks matching the filter."""
+    conditions = _filters(user_id, status, q)
+    descending = (order or ("desc" if sort in DESCENDING_BY_DEFAULT else "asc")) == "desc"
+    query = (
+        select(Task)
+        .where(*conditions)
+        .order_by(*_ordering(SORT_COLUMNS[sort], sort, descending))
+        .limit(limit)
+        .offset(offset)
+    )
+    total = session.scalar(select(func.count()).select_from(Task).where(*conditions))
+    return list(session.scalars(query)), int(total or 0)
+
+
+def _filters(user_id: str, status: str, q: str | None) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [col(Task.user_id) == user_id]
+    if status != "all":
+        conditions.append(col(Task.completed).is_(status == "completed"))
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(
+            or_(
+                col(Task.title).ilike(pattern, escape="\\"),
+                col(Task.description).ilike(pattern, escape="\\"),
+            )
+        )
+    return conditions
+
+
+def _ordering(key: Any, sort: str, descending: bool) -> list[Any]:
+    direction: list[UnaryExpression[Any]] = [key.desc() if descending else key.asc()]
+    tie = col(Task.id).desc() if descending else col(Task.id).asc()
+    if sort == "due_date":
+        # Tasks without a due date come last in either order.
+        return [col(Task.due_date).is_(None), *direction, tie]
+    return [*direction, tie]
+
+
+def update_fields(
+    session: Session, user_id: str, task_id: int, changes: Mapping[str, Any]
+) -> Task | None:
+    """Apply a partial update (merge-patch semantics) in one statement."""
+    values: dict[str, Any] = {**changes, "updated_at": now()}
+    if "due_date" in changes:
+        values["due_date"] = _parse_date(changes["due_date"])
+    if "completed" in changes:
+        values["completed_at"] = _completed_at_when(
+            literal(changes["completed"]), values["updated_at"]
+        )
+    return _update_returning(session, user_id, task_id, values)
+
+
+def set_completion(
+    session: Session, user_id: str, task_id: int, completed: bool | None
+) -> Task | None:
+    """Set `completed`, or flip it when `completed` is None, in one statement."""
+    new_state = literal(completed) if completed is not None else ~col(Task.completed)
+    stamp = now()
+    values = {
+        "completed": new_state,
+        "completed_at": _completed_at_when(new_state, stamp),
+        "updated_at": stamp,
+    }
+    return _update_returning(session, user_id, task_id, values)
+
+
+def _completed_at_when(completed: Any, stamp: datetime) -> Any:
+    # Stamped on becoming completed, kept while it stays so, cleared on reopening.
+    return case((completed, func.coalesce(Task.completed_at, stamp)), else_=None)
+
+
+def _update_returning(
+    session: Session, user_id: str, task_id: int, values: Mapping[str, Any]
+) -> Task | None:
+    statement = (
+        update(Task)
+        .where(*_owned(user_id, task_id))
+        .values(**values)
+        .returning(Task)
+        .execution_options(synchronize_session=False)
+    )
+    return session.scalars(statement).first()
+
+
+def delete_owned(session: Session, user_id: str, task_id: int) -> bool:
+    statement = delete(Task).where(*_owned(user_id, task_id)).returning(col(Task.id))
+    return session.scalars(statement).first() is not None
+
+
+def _owned(user_id: str, task_id: int) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return col(Task.id) == task_id, col(Task.user_id) == user_id

@@ -1,0 +1,97 @@
+"""The composition root: `create_app()` builds the engine, loads the contract and
+wires errors and middleware. Nothing connects to anything at import time."""
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from connexion import AsyncApp
+from connexion.exceptions import Unauthorized
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
+from connexion.middleware.routing import RoutingMiddleware
+from connexion.options import SwaggerUIOptions
+from connexion.problem import problem
+from connexion.resolver import Resolver
+from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
+
+from db.engine import current_engine, make_engine
+from handlers.auth import TokenVerifier, current_verifier
+from handlers.config import Settings
+from handlers.middleware import BindContext, BodySizeLimit, ServeContract, any_segment_routing
+from handlers.problems import ServiceUnavailable
+from handlers.validation import VALIDATOR_MAP
+
+CONTRACT = Path(__file__).resolve().parent.parent / "openapi" / "tasks.yaml"
+log = logging.getLogger(__name__)
+
+# Errors that mean "the database cannot be reached now", not "this request is wrong".
+DATABASE_UNAVAILABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+)
+
+
+class SnakeCaseResolver(Resolver):
+    """`operationId: listTasks` with `x-openapi-router-controller: handlers.tasks`
+    resolves to `handlers.tasks.list_tasks`."""
+
+    def resolve_operation_id(self, operation: Any) -> str:
+        function = re.sub(r"(?<!^)(?=[A-Z])", "_", operation.operation_id).lower()
+        return f"{operation.router_controller}.{function}"
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> AsyncApp:
+    settings = settings or Settings()
+    settings.require_auth()
+    assert settings.better_auth_secret is not None
+    engine = engine or make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        connect_timeout=settings.db_connect_timeout,
+    )
+    verifier = TokenVerifier(settings.better_auth_secret.get_secret_value())
+
+    middlewares = [
+        any_segment_routing(m) if m is RoutingMiddleware else m
+        for m in ConnexionMiddleware.default_middlewares
+    ]
+    app = AsyncApp(__name__, middlewares=middlewares, validator_map=VALIDATOR_MAP)
+    app.add_api(
+        CONTRACT,
+        resolver=SnakeCaseResolver(),
+        validate_responses=True,
+        swagger_ui_options=SwaggerUIOptions(
+            swagger_ui_path="/api/ui", spec_path="/api/openapi.json"
+        ),
+    )
+    app.add_middleware(
+        ServeContract, position=MiddlewarePosition.BEFORE_SWAGGER, spec_path=CONTRACT
+    )
+    app.add_middleware(
+        BindContext,
+        position=MiddlewarePosition.BEFORE_SECURITY,
+        bindings={current_engine: engine, current_verifier: verifier},
+    )
+    app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_VALIDATION)
+    app.add_error_handler(Unauthorized, _unauthorized)
+    for error in DATABASE_UNAVAILABLE:
+        app.add_error_handler(error, _database_unavailable)
+    return app
+
+
+def _unauthorized(_request: ConnexionRequest, error: Unauthorized) -> ConnexionResponse:
+    # Connexion's own 401s (no or non-bearer Authorization header) carry no challenge.
+    headers = getattr(error, "headers", None) or {"WWW-Authenticate": "Bearer"}
+    return problem(status=401, title="Unauthorized", detail=error.detail, headers=headers)
+
+
+def _database_unavailable(_request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    log.warning("database unavailable: %s", type(error).__name__)
+    return ServiceUnavailable().to_problem()

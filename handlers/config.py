@@ -1,0 +1,38 @@
+"""Settings, read from the environment and an optional `.env` file."""
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from db.engine import DEFAULT_DATABASE_URL
+
+MIN_SECRET_LENGTH = 32  # RFC 7518 §3.2: an HS256 key is at least as long as the hash.
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    better_auth_secret: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)
+    db_pool_size: int = Field(default=5, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
+    db_pool_timeout: float = Field(default=5.0, gt=0)
+    db_connect_timeout: int = Field(default=5, ge=1)
+    log_level: str = "info"
+
+    @field_validator("better_auth_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters long")
+        return value
+
+    def require_auth(self) -> None:
+        """Refuse to serve without a way to verify tokens."""
+        if self.better_auth_secret is None:
+            raise SystemExit(
+                "No token verification is configured: set BETTER_AUTH_SECRET "
+                f"(the secret shared with the frontend, at least {MIN_SECRET_LENGTH} characters)."
+            )

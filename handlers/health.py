@@ -1,0 +1,22 @@
+"""Probes for the platform: liveness never touches the database, readiness does."""
+
+from typing import Any
+
+from sqlalchemy import text
+
+from db.engine import transaction
+from handlers.responses import json_body
+
+OK = {"status": "ok"}
+
+
+def health() -> tuple[Any, int, dict[str, str]]:
+    """The process serves requests."""
+    return json_body(OK)
+
+
+def ready() -> tuple[Any, int, dict[str, str]]:
+    """The database answers; a database error becomes 503 in the app's error handler."""
+    with transaction() as session:
+        session.execute(text("SELECT 1"))
+    return json_body(OK)

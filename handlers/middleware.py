@@ -1,0 +1,109 @@
+"""ASGI middleware the app adds around Connexion's own stack."""
+
+import json
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import starlette.convertors
+import yaml
+from connexion.middleware.routing import RoutingMiddleware
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from handlers.problems import PayloadTooLarge
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class BodySizeLimit:
+    """413 for a body over the limit, counted while it is read and before it is parsed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise PayloadTooLarge(self.max_bytes)
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise PayloadTooLarge(self.max_bytes)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class ServeContract:
+    """Serve the contract as written. Connexion serves a copy with every `$ref`
+    inlined, which makes generated clients lose their type names."""
+
+    def __init__(self, app: ASGIApp, spec_path: Path, url_prefix: str = "/api") -> None:
+        self.app = app
+        document = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+        self.routes = {
+            f"{url_prefix}/openapi.json": Response(
+                json.dumps(document), media_type="application/json"
+            ),
+            f"{url_prefix}/openapi.yaml": Response(spec_path.read_bytes(), media_type="text/yaml"),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = self.routes.get(scope["path"]) if scope["type"] == "http" else None
+        if response is not None and scope["method"] in ("GET", "HEAD"):
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class BindContext:
+    """Bind per-app objects (the engine, the token verifier) to each request's context."""
+
+    def __init__(self, app: ASGIApp, bindings: dict[ContextVar[Any], Any]) -> None:
+        self.app = app
+        self.bindings = bindings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tokens = [var.set(value) for var, value in self.bindings.items()]
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            for var, token in zip(self.bindings, tokens, strict=True):
+                var.reset(token)
+
+
+class _AnySegmentInteger(starlette.convertors.Convertor[Any]):
+    """Matches any path segment; a non-number stays a string for the validator to refuse."""
+
+    regex = "[^/]+"
+
+    def convert(self, value: str) -> Any:
+        try:
+            return int(value)
+        except ValueError:
+            return value
+
+    def to_string(self, value: Any) -> str:
+        return str(value)
+
+
+def any_segment_routing(routing: type[RoutingMiddleware]) -> type[RoutingMiddleware]:
+    """Connexion routes integer path parameters with a digits-only converter, so
+    `/tasks/abc` would be a 404 although the contract promises 422 for a bad id."""
+
+    class AnySegmentRouting(routing):
+        def __init__(self, app: ASGIApp) -> None:
+            super().__init__(app)
+            starlette.convertors.register_url_convertor("int", _AnySegmentInteger())
+
+    return AnySegmentRouting

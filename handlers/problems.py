@@ -1,0 +1,51 @@
+"""The errors handlers raise. Each is an RFC 7807 problem with a readable `detail`."""
+
+from connexion.exceptions import ProblemException, Unauthorized
+
+RETRY_AFTER_SECONDS = 5
+
+
+class UnprocessableEntity(ProblemException):
+    def __init__(self, detail: str) -> None:
+        super().__init__(status=422, title="Unprocessable Entity", detail=detail)
+
+
+class NotFound(ProblemException):
+    def __init__(self, detail: str) -> None:
+        super().__init__(status=404, title="Not Found", detail=detail)
+
+
+class ForbiddenUser(ProblemException):
+    def __init__(self) -> None:
+        super().__init__(
+            status=403, title="Forbidden", detail="The token does not belong to this user."
+        )
+
+
+class PayloadTooLarge(ProblemException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            status=413,
+            title="Payload Too Large",
+            detail=f"The request body is larger than {limit} bytes.",
+        )
+
+
+class ServiceUnavailable(ProblemException):
+    def __init__(self, detail: str = "The database is unavailable; please retry shortly.") -> None:
+        super().__init__(
+            status=503,
+            title="Service Unavailable",
+            detail=detail,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+
+class InvalidToken(Unauthorized):
+    """A token was presented but cannot be accepted (RFC 6750 `invalid_token`)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(detail=reason)
+        self.headers = {
+            "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'
+        }
