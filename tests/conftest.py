@@ -17,7 +17,8 @@ from handlers.auth import TokenVerifier
 from handlers.config import Settings
 from tests.postgres import PostgresServer
 
-SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+# Long enough for HS512 (RFC 7518 §3.2 wants a key as long as the hash).
+SECRET = "test-secret-" + "0123456789abcdef" * 4
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
 
 
