@@ -61,7 +61,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         f"Tasks API on {base}\n"
         f"  Swagger console: {base}/api/ui/\n"
         f"  Contract:        {base}/api/openapi.json\n"
-        "  A token for the console or curl: todo-api token <user_id>",
+        f"  A token for the console or curl: {sys.argv[0]} token <user_id>",
         flush=True,
     )
     uvicorn.run(
