@@ -29,7 +29,8 @@ def free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    def __init__(self, cpus: str | None = None) -> None:
+        self.cpus = cpus  # a taskset CPU list to pin the server to, for benchmarks
         self.bindir = find_bindir()
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="tasks-pg-"))
@@ -60,7 +61,18 @@ class PostgresServer:
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
             "-c fsync=off -c full_page_writes=off -c max_connections=200"
         )
-        self._run("pg_ctl", "start", "-w", "-D", str(self.data), "-l", str(self.log), "-o", options)
+        self._run(
+            "pg_ctl",
+            "start",
+            "-w",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            cpus=self.cpus,
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "stop", "-w", "-D", str(self.data), "-m", mode)
@@ -75,8 +87,13 @@ class PostgresServer:
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def _run(self, program: str, *args: str) -> None:
+    def pid_file(self) -> Path:
+        return self.data / "postmaster.pid"
+
+    def _run(self, program: str, *args: str, cpus: str | None = None) -> None:
         command = [str(self.bindir / program), *args]
         if self._as_postgres:
             command = ["runuser", "-u", "postgres", "--", *command]
+        if cpus:
+            command = ["taskset", "-c", cpus, *command]
         subprocess.run(command, check=True, capture_output=True, cwd=self.root)
