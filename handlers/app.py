@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_api(
         CONTRACT,
         resolver=SnakeCaseResolver(),
-        validate_responses=True,
+        validate_responses=settings.validate_responses,
         swagger_ui_options=SwaggerUIOptions(
             swagger_ui_path="/api/ui", spec_path="/api/openapi.json"
         ),

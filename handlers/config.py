@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(default=5.0, gt=0)
     db_connect_timeout: int = Field(default=5, ge=1)
     log_level: str = "info"
+    # Checks every response against the contract: the test suite's guard, a cost in production.
+    validate_responses: bool = False
 
     @field_validator("better_auth_secret")
     @classmethod

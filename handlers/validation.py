@@ -36,6 +36,20 @@ def _is_date(value: object) -> bool:
     return bool(_ISO_DATE.fullmatch(value)) and date.fromisoformat(value) is not None
 
 
+_compiled: dict[tuple[int, type], tuple[dict[str, t.Any], t.Any]] = {}
+
+
+def compiled(schema: dict[str, t.Any], cls: type = Draft4RequestValidator) -> t.Any:
+    """One validator per schema: Connexion would build (and re-resolve) it on every request.
+    The schema dicts live as long as the app, so their identity is a stable key."""
+    key = (id(schema), cls)
+    cached = _compiled.get(key)
+    if cached is None or cached[0] is not schema:
+        cached = (schema, cls(schema, format_checker=FORMAT_CHECKER))
+        _compiled[key] = cached
+    return cached[1]
+
+
 def _reject_constant(name: str) -> t.NoReturn:
     raise ValueError(f"{name} is not a JSON value")
 
@@ -68,8 +82,7 @@ class JsonBodyValidator(JSONRequestBodyValidator):
             if self._body_required:
                 raise BadRequestProblem(detail="A request body is required.")
             return
-        validator = Draft4RequestValidator(self._schema, format_checker=FORMAT_CHECKER)
-        error = best_match(validator.iter_errors(body))
+        error = best_match(compiled(self._schema).iter_errors(body))
         if error is not None:
             where = "/".join(str(part) for part in error.absolute_path) or "body"
             raise UnprocessableEntity(f"{where}: {readable(error)}")
@@ -99,8 +112,7 @@ class ParametersValidator(ParameterValidator):
                 if param.get("required")
                 else None
             )
-        validator = Draft4Validator(param.get("schema", param), format_checker=FORMAT_CHECKER)
-        error = best_match(validator.iter_errors(value))
+        error = best_match(compiled(param.get("schema", param), Draft4Validator).iter_errors(value))
         return (
             None
             if error is None

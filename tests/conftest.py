@@ -42,7 +42,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, better_auth_secret=SECRET, _env_file=None)
+    return Settings(
+        database_url=database_url,
+        better_auth_secret=SECRET,
+        validate_responses=True,
+        _env_file=None,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -91,7 +92,10 @@ def rss_mib(pids: list[int]) -> float:
 
 
 class Bench:
-    def __init__(self, workers: int, duration: int, server_cpus: str, load_cpus: str) -> None:
+    def __init__(
+        self, workers: int, duration: int, server_cpus: str, load_cpus: str, profile: Path | None
+    ) -> None:
+        self.profile = profile
         self.workers = workers
         self.duration = duration
         self.server_cpus = server_cpus
@@ -137,6 +141,20 @@ class Bench:
             "--workers",
             str(self.workers),
         ]
+        if self.profile:
+            command = [
+                str(ROOT / ".venv/bin/py-spy"),
+                "record",
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--subprocesses",
+                "--output",
+                str(self.profile),
+                "--",
+                *command,
+            ]
         if self.server_cpus:
             command = ["taskset", "-c", self.server_cpus, *command]
         log = (self.folder / f"server-{port}.log").open("w")
@@ -145,8 +163,9 @@ class Bench:
             wait_ready(f"http://127.0.0.1:{port}", time.monotonic() + 60)
             yield process.pid, port
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            # py-spy writes its profile when interrupted; uvicorn stops on either signal.
+            process.send_signal(signal.SIGINT if self.profile else signal.SIGTERM)
+            process.wait(timeout=60)
             log.close()
 
     def seed(self, users: int, tasks_per_user: int) -> dict[str, list[int]]:
@@ -307,9 +326,12 @@ def main() -> None:
     parser.add_argument("--server-cpus", default="0", help="taskset list for the server ('' = any)")
     parser.add_argument("--load-cpus", default="1", help="taskset list for PostgreSQL and wrk")
     parser.add_argument("--out", type=Path, default=ROOT / "tests/artifacts/bench.json")
+    parser.add_argument(
+        "--profile", type=Path, help="record the measured runs with py-spy into this file"
+    )
     args = parser.parse_args()
 
-    bench = Bench(args.workers, args.duration, args.server_cpus, args.load_cpus)
+    bench = Bench(args.workers, args.duration, args.server_cpus, args.load_cpus, args.profile)
     try:
         started = time.monotonic()
         owned = bench.seed(args.users, args.tasks_per_user)
