@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install run test quick lint postgres bench clean
+.PHONY: help install run test quick lint postgres wrk bench bench-scale clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,10 +59,15 @@ quick: install ## the inner loop: lint, then the suite on SQLite only, stop at t
 	$(BIN)/mypy
 	$(BIN)/pytest -x -q -m "not postgresql"
 
-bench: install postgres ## load test on PostgreSQL with wrk (BENCH_ARGS="--modes mixed --duration 15")
+wrk:
 	@command -v wrk >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
+
+bench: install postgres wrk ## load test on PostgreSQL with wrk (BENCH_ARGS="--modes mixed --duration 15")
 	$(BIN)/python -m tests.bench.bench $(BENCH_ARGS)
+
+bench-scale: install postgres wrk ## list latency at 10^4 and 10^6 rows, a 10k-task user, and the plans
+	$(BIN)/python -m tests.bench.scale $(BENCH_ARGS)
 
 clean: ## remove the environments and local databases
 	rm -rf $(VENV) $(TOOLS) tasks.db tasks.db-wal tasks.db-shm .mypy_cache .ruff_cache .pytest_cache

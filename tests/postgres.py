@@ -56,10 +56,10 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
 
-    def start(self) -> None:
+    def start(self, extra_options: str = "") -> None:
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
-            "-c fsync=off -c full_page_writes=off -c max_connections=200"
+            f"-c fsync=off -c full_page_writes=off -c max_connections=200 {extra_options}"
         )
         self._run(
             "pg_ctl",

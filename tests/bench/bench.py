@@ -100,8 +100,10 @@ class Bench:
         self.duration = duration
         self.server_cpus = server_cpus
         self.load_cpus = load_cpus
+        self.connections = 32
         self.postgres = PostgresServer(cpus=load_cpus)
-        self.postgres.start()
+        # auto_explain logs the plans of exactly the statements the API sends (scale run).
+        self.postgres.start("-c shared_preload_libraries=auto_explain")
         self.folder = Path(tempfile.mkdtemp(prefix="tasks-bench-"))
 
     def close(self) -> None:
@@ -199,26 +201,33 @@ class Bench:
         return path
 
     def measure(self, mode: str, template: str, data: Path, list_query: str | None = None) -> Run:
-        url = self.reset_from(template)
-        with self.server(url) as (pid, port):
-            env = {**os.environ, "BENCH_DATA": str(data), "BENCH_MODE": mode}
-            if list_query:
-                env["BENCH_LIST_QUERY"] = list_query
-            self.wrk(port, env, seconds=3)  # warm-up: caches, pool, first-request imports
-            server_pids = process_tree(pid)
-            postgres_pids = process_tree(self.postmaster_pid())
-            server_before, postgres_before = cpu_ticks(server_pids), cpu_ticks(postgres_pids)
-            output = self.wrk(port, env, seconds=self.duration)
-            server_cpu = cpu_ticks(server_pids) - server_before
-            postgres_cpu = cpu_ticks(process_tree(self.postmaster_pid())) - postgres_before
-            rss = rss_mib(process_tree(pid))
-        return parse_wrk(mode, output, server_cpu, postgres_cpu, rss)
+        with self.server(self.reset_from(template)) as (pid, port):
+            return self.measure_on(pid, port, mode, data, list_query)
+
+    def measure_on(
+        self, pid: int, port: int, mode: str, data: Path, list_query: str | None = None
+    ) -> Run:
+        env = {**os.environ, "BENCH_DATA": str(data), "BENCH_MODE": mode}
+        if list_query:
+            env["BENCH_LIST_QUERY"] = list_query
+        self.wrk(port, env, seconds=3)  # warm-up: caches, pool, first-request imports
+        server_pids = process_tree(pid)
+        postgres_pids = process_tree(self.postmaster_pid())
+        server_before, postgres_before = cpu_ticks(server_pids), cpu_ticks(postgres_pids)
+        output = self.wrk(port, env, seconds=self.duration)
+        server_cpu = cpu_ticks(server_pids) - server_before
+        postgres_cpu = cpu_ticks(process_tree(self.postmaster_pid())) - postgres_before
+        rss = rss_mib(process_tree(pid))
+        run = parse_wrk(mode, output, server_cpu, postgres_cpu, rss)
+        if list_query:
+            run.extra["query"] = list_query
+        return run
 
     def wrk(self, port: int, env: dict[str, str], seconds: int) -> str:
         command = [
             "wrk",
             "-t1",
-            "-c32",
+            f"-c{self.connections}",
             f"-d{seconds}s",
             "--timeout",
             "10s",
@@ -298,7 +307,7 @@ def parse_wrk(mode: str, output: str, server_ticks: int, postgres_ticks: int, rs
 
 def print_table(runs: list[Run]) -> None:
     header = (
-        f"{'mode':<26}{'req/s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
+        f"{'mode':<44}{'req/s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
         f"{'srv ms/req':>12}{'pg ms/req':>11}{'RSS MiB':>9}"
     )
     print(header)
@@ -307,7 +316,7 @@ def print_table(runs: list[Run]) -> None:
         label = run.mode + (f" {run.extra['query']}" if "query" in run.extra else "")
         latency = run.latency_ms
         print(
-            f"{label:<26}{run.rps:>8.0f}{latency.get('p50', 0):>9.2f}{latency.get('p90', 0):>9.2f}"
+            f"{label:<44}{run.rps:>8.0f}{latency.get('p50', 0):>9.2f}{latency.get('p90', 0):>9.2f}"
             f"{latency.get('p99', 0):>9.2f}{run.non_2xx:>9}{run.server_cpu_ms_per_request:>12.3f}"
             f"{run.postgres_cpu_ms_per_request:>11.3f}{run.server_rss_mib:>9.1f}"
             + ("" if run.valid else "   INVALID: non-2xx or socket errors")
