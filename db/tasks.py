@@ -16,7 +16,7 @@ SORT_COLUMNS: dict[str, Any] = {
     "updated": Task.updated_at,
     "title": Task.title,
     "due_date": Task.due_date,
-    "priority": case({"low": 1, "medium": 2, "high": 3}, value=Task.priority),
+    "priority": Task.priority_rank,
 }
 DESCENDING_BY_DEFAULT = {"created", "updated"}
 
@@ -139,7 +139,7 @@ def _ordering(key: Any, sort: str, descending: bool) -> list[Any]:
     tie = col(Task.id).desc() if descending else col(Task.id).asc()
     if sort == "due_date":
         # Tasks without a due date come last in either order.
-        return [col(Task.due_date).is_(None), *direction, tie]
+        return [col(Task.due_date_missing).asc(), *direction, tie]
     return [*direction, tie]
 
 
