@@ -8,10 +8,14 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
+CLIENTS := tests/clients
+NODE_BIN := $(CLIENTS)/node_modules/.bin
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install run test quick lint postgres wrk bench bench-scale clean
+.PHONY: help install run test quick lint postgres chromium wrk bench bench-scale clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,7 +28,12 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --python python3
 	@touch $@
 
-install: $(VENV)/.synced ## install the locked dependencies into .venv
+# The Node tools that check the contract as its users consume it (linter, TypeScript client).
+$(CLIENTS)/node_modules/.installed: $(CLIENTS)/package-lock.json $(CLIENTS)/package.json
+	npm ci --prefix $(CLIENTS) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(VENV)/.synced $(CLIENTS)/node_modules/.installed ## install the locked dependencies
 
 .env:
 	@if [ -z "$$BETTER_AUTH_SECRET" ]; then \
@@ -36,11 +45,12 @@ run: install .env ## serve the API on http://127.0.0.1:8000 with the embedded SQ
 	$(BIN)/todo-api migrate
 	$(BIN)/todo-api serve
 
-lint: install ## ruff, mypy and the contract's own validation
+lint: install ## ruff, mypy, the contract's own validation and the contract linter
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/openapi-spec-validator openapi/tasks.yaml
+	REDOCLY_SUPPRESS_UPDATE_NOTICE=true $(NODE_BIN)/redocly lint --config openapi/redocly.yaml --format stylish openapi/tasks.yaml
 
 postgres: ## install PostgreSQL from Debian's packages when its binaries are missing
 	@if command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then :; \
@@ -51,7 +61,13 @@ postgres: ## install PostgreSQL from Debian's packages when its binaries are mis
 	@# As root the server runs as the `postgres` user (PostgreSQL refuses root).
 	@if [ "$$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then useradd --system postgres; fi
 
-test: lint postgres ## the whole suite, on SQLite and a throwaway PostgreSQL
+chromium: ## install Debian's Chromium for the Swagger console test when it is missing
+	@if [ -x $(CHROMIUM) ]; then :; \
+	else echo "Installing Chromium from Debian's packages..."; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; fi
+
+test: lint postgres chromium ## the whole suite, on SQLite and a throwaway PostgreSQL
 	$(BIN)/pytest
 
 quick: install ## the inner loop: lint, then the suite on SQLite only, stop at the first failure
@@ -70,4 +86,4 @@ bench-scale: install postgres wrk ## list latency at 10^4 and 10^6 rows, a 10k-t
 	$(BIN)/python -m tests.bench.scale $(BENCH_ARGS)
 
 clean: ## remove the environments and local databases
-	rm -rf $(VENV) $(TOOLS) tasks.db tasks.db-wal tasks.db-shm .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) $(CLIENTS)/node_modules $(CLIENTS)/generated $(CLIENTS)/build tasks.db tasks.db-wal tasks.db-shm .mypy_cache .ruff_cache .pytest_cache

@@ -36,13 +36,17 @@ DATABASE_UNAVAILABLE = (
 )
 
 
+def snake_case(operation_id: str) -> str:
+    """`listTasks` -> `list_tasks`: the handler's name, and the generated Python client's."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation_id).lower()
+
+
 class SnakeCaseResolver(Resolver):
     """`operationId: listTasks` with `x-openapi-router-controller: handlers.tasks`
     resolves to `handlers.tasks.list_tasks`."""
 
     def resolve_operation_id(self, operation: Any) -> str:
-        function = re.sub(r"(?<!^)(?=[A-Z])", "_", operation.operation_id).lower()
-        return f"{operation.router_controller}.{function}"
+        return f"{operation.router_controller}.{snake_case(operation.operation_id)}"
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> AsyncApp:

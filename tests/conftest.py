@@ -15,6 +15,7 @@ from db.migrate import upgrade
 from handlers.app import create_app
 from handlers.auth import TokenVerifier
 from handlers.config import Settings
+from tests.live_server import LiveServer
 from tests.postgres import PostgresServer
 
 # Long enough for HS512 (RFC 7518 §3.2 wants a key as long as the hash).
@@ -60,6 +61,16 @@ def app(settings: Settings) -> Iterator[AsyncApp]:
 def _no_server_errors(response: httpx.Response) -> None:
     # No client input may produce a 500; a 503 is a database outage, not a bug.
     assert response.status_code < 500 or response.status_code == 503, response.read()
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    server = LiveServer(settings.database_url, SECRET, tmp_path_factory.mktemp("live") / "log")
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -122,4 +133,7 @@ def other_api(client: TestClient, token_for: Callable[..., str]) -> Api:
     return Api(client, other, token_for(other))
 
 
-CONTRACT = Path(__file__).resolve().parent.parent / "openapi" / "tasks.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+CONTRACT = ROOT / "openapi" / "tasks.yaml"
+# Screenshots and other evidence a run leaves behind for people to look at (git-ignored).
+ARTIFACTS = ROOT / "tests" / "artifacts"
