@@ -19,7 +19,13 @@ class LiveServer:
     def __init__(self, database_url: str, secret: str, log_path: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "DATABASE_URL": database_url, "BETTER_AUTH_SECRET": secret}
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "BETTER_AUTH_SECRET": secret,
+            # Every answer the clients see is checked against the contract, as in the suite.
+            "VALIDATE_RESPONSES": "true",
+        }
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -53,10 +59,14 @@ class LiveServer:
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise RuntimeError(f"The server exited: {self.log_path.read_text()}")
+                raise RuntimeError(f"The server exited:\n{self.log_path.read_text()}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
+                status = httpx.get(f"{self.url}/health", timeout=1).status_code
             except httpx.TransportError:
-                time.sleep(0.1)
+                status = None
+            if status == 200:
+                return
+            if status is not None and status >= 500:
+                raise RuntimeError(f"The server answers {status}:\n{self.log_path.read_text()}")
+            time.sleep(0.1)
         raise RuntimeError(f"The server did not answer within {STARTUP_SECONDS} s")

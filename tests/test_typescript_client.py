@@ -40,7 +40,8 @@ def generate_types(source: str, output: Path) -> str:
     return output.read_text(encoding="utf-8")
 
 
-@pytest.fixture(scope="module")
+# Session-wide: pytest runs every SQLite test before any PostgreSQL one, across modules.
+@pytest.fixture(scope="session")
 def compiled_program() -> Path:
     GENERATED.parent.mkdir(exist_ok=True)
     generate_types(str(CONTRACT), GENERATED)
