@@ -33,7 +33,7 @@ $(CLIENTS)/node_modules/.installed: $(CLIENTS)/package-lock.json $(CLIENTS)/pack
 	npm ci --prefix $(CLIENTS) --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(VENV)/.synced $(CLIENTS)/node_modules/.installed ## install the locked dependencies
+install: $(VENV)/.synced ## install the locked dependencies into .venv
 
 .env:
 	@if [ -z "$$BETTER_AUTH_SECRET" ]; then \
@@ -45,7 +45,8 @@ run: install .env ## serve the API on http://127.0.0.1:8000 with the embedded SQ
 	$(BIN)/todo-api migrate
 	$(BIN)/todo-api serve
 
-lint: install ## ruff, mypy, the contract's own validation and the contract linter
+# Not part of `install`: `make run` needs only python3, no Node.
+lint: install $(CLIENTS)/node_modules/.installed ## ruff, mypy, the contract's own validation and the contract linter
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -70,7 +71,7 @@ chromium: ## install Debian's Chromium for the Swagger console test when it is m
 test: lint postgres chromium ## the whole suite, on SQLite and a throwaway PostgreSQL
 	$(BIN)/pytest
 
-quick: install ## the inner loop: lint, then the suite on SQLite only, stop at the first failure
+quick: install $(CLIENTS)/node_modules/.installed chromium ## the inner loop: lint, then the suite on SQLite only, stop at the first failure
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -x -q -m "not postgresql"
