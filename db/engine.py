@@ -1,15 +1,18 @@
 """Engine construction and the one way to get a session: `transaction()`."""
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 DEFAULT_DATABASE_URL = "sqlite:///./tasks.db"
+log = logging.getLogger(__name__)
 
 # Set per request by the app, so two apps (SQLite and PostgreSQL) can live in one process.
 current_engine: ContextVar[Engine] = ContextVar("current_engine")
@@ -30,11 +33,12 @@ def make_engine(
     max_overflow: int = 5,
     pool_timeout: float = 5.0,
     connect_timeout: int = 5,
+    statement_timeout: float | None = None,
 ) -> Engine:
     url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    return create_engine(
+    engine = create_engine(
         url,
         pool_pre_ping=True,
         pool_size=pool_size,
@@ -42,6 +46,22 @@ def make_engine(
         pool_timeout=pool_timeout,
         connect_args={"connect_timeout": connect_timeout},
     )
+    if statement_timeout is not None:
+        _bound_statements(engine, statement_timeout)
+    return engine
+
+
+def _bound_statements(engine: Engine, seconds: float) -> None:
+    """Bound every statement of every transaction. Transaction-local, because Neon's
+    pooled endpoint (PgBouncer in transaction mode) refuses the `options` startup
+    parameter and would hand a session-level SET to another client."""
+    milliseconds = str(max(1, round(seconds * 1000)))
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.execute(
+            text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": milliseconds}
+        )
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -61,5 +81,18 @@ def _sqlite_engine(url: str) -> Engine:
 @contextmanager
 def transaction() -> Iterator[Session]:
     """A session for one unit of work: commits on success, rolls back on error, always closes."""
-    with Session(current_engine.get(), expire_on_commit=False) as session, session.begin():
-        yield session
+    session = Session(current_engine.get(), expire_on_commit=False)
+    try:
+        with session.begin():
+            yield session
+    finally:
+        _close(session)
+
+
+def _close(session: Session) -> None:
+    # When the database has gone away, returning the connection fails too. The request's
+    # own error (a 503) already says so; a second traceback from cleanup says nothing new.
+    try:
+        session.close()
+    except sa_exc.DBAPIError as error:
+        log.warning("closing a session failed: %s", type(error.orig).__name__)

@@ -3,9 +3,13 @@ wires errors and middleware. Nothing connects to anything at import time."""
 
 import logging
 import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
+import yaml
 from connexion import AsyncApp
 from connexion.exceptions import Unauthorized
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
@@ -16,10 +20,12 @@ from connexion.problem import problem
 from connexion.resolver import Resolver
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
+from starlette.middleware.cors import CORSMiddleware
 
 from db.engine import current_engine, make_engine
 from handlers.auth import TokenVerifier, current_verifier
 from handlers.config import Settings
+from handlers.logs import REQUEST_ID_HEADER, RequestLog
 from handlers.middleware import BindContext, BodySizeLimit, ServeContract, any_segment_routing
 from handlers.problems import ServiceUnavailable
 from handlers.validation import VALIDATOR_MAP
@@ -34,6 +40,7 @@ DATABASE_UNAVAILABLE = (
     sa_exc.DisconnectionError,
     sa_exc.TimeoutError,
 )
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
 def snake_case(operation_id: str) -> str:
@@ -59,6 +66,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         connect_timeout=settings.db_connect_timeout,
+        statement_timeout=settings.db_statement_timeout,
     )
     verifier = TokenVerifier(settings.better_auth_secret.get_secret_value())
 
@@ -66,7 +74,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         any_segment_routing(m) if m is RoutingMiddleware else m
         for m in ConnexionMiddleware.default_middlewares
     ]
-    app = AsyncApp(__name__, middlewares=middlewares, validator_map=VALIDATOR_MAP)
+    app = AsyncApp(
+        __name__,
+        middlewares=middlewares,
+        validator_map=VALIDATOR_MAP,
+        lifespan=_lifespan(engine, settings.threads),
+    )
     app.add_api(
         CONTRACT,
         resolver=SnakeCaseResolver(),
@@ -84,10 +97,60 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         bindings={current_engine: engine, current_verifier: verifier},
     )
     app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_VALIDATION)
+    operations = _operation_paths(yaml.safe_load(CONTRACT.read_text(encoding="utf-8")))
+    # Each insertion goes just outside the exception middleware, so the first added is
+    # outermost: the request log sees every answer, a CORS preflight's included.
+    app.add_middleware(
+        RequestLog,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        routes={operation_id: path for operation_id, (path, _) in operations.items()},
+    )
+    if settings.allowed_origins:
+        _allow_cross_origin(app, settings.allowed_origins, operations)
     app.add_error_handler(Unauthorized, _unauthorized)
     for error in DATABASE_UNAVAILABLE:
         app.add_error_handler(error, _database_unavailable)
     return app
+
+
+def _lifespan(engine: Engine, threads: int) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        # Connexion runs sync handlers on anyio's default thread limiter (40 threads);
+        # size it to the connection pool so waiting happens here, not in the pool.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        log.info("serving with %d worker threads", threads)
+        try:
+            yield
+        finally:
+            engine.dispose()
+            log.info("database connections closed")
+
+    return lifespan
+
+
+def _operation_paths(contract: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """operationId -> (path template, HTTP method), as the contract declares them."""
+    return {
+        operation["operationId"]: (path, method.upper())
+        for path, item in contract["paths"].items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+    }
+
+
+def _allow_cross_origin(
+    app: AsyncApp, origins: list[str], operations: dict[str, tuple[str, str]]
+) -> None:
+    app.add_middleware(
+        CORSMiddleware,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        allow_origins=origins,
+        allow_methods=sorted({method for _, method in operations.values()}),
+        allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
+        expose_headers=["Location", "X-Total-Count", "Retry-After", REQUEST_ID_HEADER],
+        max_age=600,
+    )
 
 
 def _unauthorized(_request: ConnexionRequest, error: Unauthorized) -> ConnexionResponse:

@@ -1,7 +1,10 @@
 """`todo-api`: serve the API, apply migrations, mint a token for manual checks."""
 
 import argparse
+import logging
+import logging.config
 import sys
+from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
@@ -9,6 +12,12 @@ from pydantic import ValidationError
 from db.migrate import upgrade
 from handlers.auth import TokenVerifier
 from handlers.config import Settings
+from handlers.logs import logging_config
+from handlers.startup import StartupError, prepare_database
+
+# h11 enforces a documented limit on a request's line and headers; httptools has none.
+MAX_REQUEST_HEAD_BYTES = 16 * 1024
+log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,6 +63,13 @@ def _load_settings() -> Settings:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     settings.require_auth()
+    log_config = logging_config(settings.log_level)
+    logging.config.dictConfig(log_config)
+    try:
+        prepare_database(settings)
+    except StartupError as error:
+        log.critical("cannot start: %s", error)
+        sys.exit(1)
     host = args.host or settings.host
     port = args.port or settings.port
     base = f"http://{host}:{port}"
@@ -71,7 +87,22 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         port=port,
         workers=args.workers or settings.workers,
         log_level=settings.log_level,
+        **_server_limits(settings),
+        log_config=log_config,
     )
+
+
+def _server_limits(settings: Settings) -> dict[str, Any]:
+    """What bounds a client's hold on the server (see "Operating it" in the README)."""
+    return {
+        "http": "h11",
+        "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES,
+        "limit_concurrency": settings.max_connections,
+        "timeout_keep_alive": settings.keep_alive_timeout,
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
+        "lifespan": "on",
+        "access_log": False,  # handlers.logs.RequestLog writes one JSON line per request
+    }
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Settings, read from the environment and an optional `.env` file."""
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,6 +22,16 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=5, ge=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)
     db_connect_timeout: int = Field(default=5, ge=1)
+    # Sent as `SET LOCAL` in each transaction: Neon's pooled endpoint refuses startup options.
+    db_statement_timeout: float = Field(default=10.0, gt=0)
+    # Threads beyond the pool's connections would only queue inside the pool.
+    worker_threads: int | None = Field(default=None, ge=1)
+    db_startup_wait: float = Field(default=30.0, ge=0)
+    db_migrations: Literal["upgrade", "check", "off"] = "check"
+    cors_origins: str = ""
+    max_connections: int = Field(default=200, ge=1)
+    keep_alive_timeout: int = Field(default=5, ge=1)
+    shutdown_timeout: int = Field(default=10, ge=1)
     log_level: str = "info"
     # Checks every response against the contract: the test suite's guard, a cost in production.
     validate_responses: bool = False
@@ -30,6 +42,15 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
             raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters long")
         return value
+
+    @property
+    def threads(self) -> int:
+        """Worker threads for the sync handlers: one per database connection by default."""
+        return self.worker_threads or self.db_pool_size + self.db_max_overflow
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     def require_auth(self) -> None:
         """Refuse to serve without a way to verify tokens."""

@@ -1,10 +1,12 @@
 """ASGI middleware the app adds around Connexion's own stack."""
 
 import json
+import time
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+import anyio
 import starlette.convertors
 import yaml
 from connexion.middleware.routing import RoutingMiddleware
@@ -12,17 +14,25 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from handlers.problems import PayloadTooLarge
+from handlers.problems import PayloadTooLarge, RequestTimeout
 
 MAX_BODY_BYTES = 64 * 1024
+BODY_TIMEOUT_SECONDS = 30.0
 
 
 class BodySizeLimit:
-    """413 for a body over the limit, counted while it is read and before it is parsed."""
+    """413 for a body over the limit, counted while it is read and before it is parsed;
+    408 for a body that takes too long to arrive, so a slow client cannot hold a request."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int = MAX_BODY_BYTES,
+        timeout_seconds: float = BODY_TIMEOUT_SECONDS,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_seconds = timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -32,16 +42,28 @@ class BodySizeLimit:
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise PayloadTooLarge(self.max_bytes)
         received = 0
+        deadline = time.monotonic() + self.timeout_seconds
+        body_complete = False
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_complete
+            if body_complete:  # later calls wait for the client to disconnect
+                return await receive()
+            message = await self._receive_by(deadline, receive)
+            body_complete = not message.get("more_body", False)
             received += len(message.get("body", b""))
             if received > self.max_bytes:
                 raise PayloadTooLarge(self.max_bytes)
             return message
 
         await self.app(scope, limited_receive, send)
+
+    async def _receive_by(self, deadline: float, receive: Receive) -> Message:
+        try:
+            with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+                return await receive()
+        except TimeoutError:
+            raise RequestTimeout(self.timeout_seconds) from None
 
 
 class ServeContract:

@@ -31,6 +31,16 @@ class PayloadTooLarge(ProblemException):
         )
 
 
+class RequestTimeout(ProblemException):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            status=408,
+            title="Request Timeout",
+            detail=f"The request body did not arrive within {seconds:g} seconds.",
+            headers={"Connection": "close"},
+        )
+
+
 class ServiceUnavailable(ProblemException):
     def __init__(self, detail: str = "The database is unavailable; please retry shortly.") -> None:
         super().__init__(
