@@ -26,7 +26,13 @@ from db.engine import current_engine, make_engine
 from handlers.auth import TokenVerifier, current_verifier
 from handlers.config import Settings
 from handlers.logs import REQUEST_ID_HEADER, RequestLog
-from handlers.middleware import BindContext, BodySizeLimit, ServeContract, any_segment_routing
+from handlers.middleware import (
+    BindContext,
+    BodySizeLimit,
+    DefaultContentType,
+    ServeContract,
+    any_segment_routing,
+)
 from handlers.problems import ServiceUnavailable
 from handlers.validation import VALIDATOR_MAP
 
@@ -96,7 +102,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         position=MiddlewarePosition.BEFORE_SECURITY,
         bindings={current_engine: engine, current_verifier: verifier},
     )
-    app.add_middleware(BodySizeLimit, position=MiddlewarePosition.BEFORE_VALIDATION)
+    app.add_middleware(
+        BodySizeLimit,
+        position=MiddlewarePosition.BEFORE_VALIDATION,
+        timeout_seconds=settings.request_body_timeout,
+    )
+    app.add_middleware(DefaultContentType, position=MiddlewarePosition.BEFORE_VALIDATION)
     operations = _operation_paths(yaml.safe_load(CONTRACT.read_text(encoding="utf-8")))
     # Each insertion goes just outside the exception middleware, so the first added is
     # outermost: the request log sees every answer, a CORS preflight's included.

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     cors_origins: str = ""
     max_connections: int = Field(default=200, ge=1)
     keep_alive_timeout: int = Field(default=5, ge=1)
+    request_body_timeout: float = Field(default=30.0, gt=0)
     shutdown_timeout: int = Field(default=10, ge=1)
     log_level: str = "info"
     # Checks every response against the contract: the test suite's guard, a cost in production.

@@ -9,7 +9,7 @@ from tenacity import (
     RetryCallState,
     retry,
     retry_if_exception_type,
-    stop_after_delay,
+    stop_before_delay,
     wait_exponential,
 )
 
@@ -44,7 +44,7 @@ def prepare_database(settings: Settings) -> None:
 def _wait_for_database(settings: Settings) -> None:
     @retry(
         retry=retry_if_exception_type(DATABASE_UNAVAILABLE),
-        stop=stop_after_delay(settings.db_startup_wait),
+        stop=stop_before_delay(settings.db_startup_wait),
         wait=wait_exponential(multiplier=0.5, max=5),
         before_sleep=_say_retrying,
         reraise=True,

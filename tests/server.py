@@ -1,0 +1,73 @@
+"""The real server: `todo-api serve` in its own process on a free loopback port, its
+log captured in a file so a test can read every line it wrote."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.postgres import free_port
+
+START_TIMEOUT_SECONDS = 30.0
+
+
+class ServerProcess:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.workdir = Path(tempfile.mkdtemp(prefix="tasks-server-"))
+        self.log_path = self.workdir / "server.log"
+        # No inherited settings and no .env: the test states every variable it relies on.
+        self.env = {"PATH": os.environ["PATH"], "LOG_LEVEL": "info", **env}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, wait: bool = True) -> None:
+        command = [sys.executable, "-m", "handlers.cli", "serve", "--port", str(self.port)]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        if wait:
+            self.wait_until_serving()
+
+    def wait_until_serving(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            assert self.process.poll() is None, self.log()
+            try:
+                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError(f"the server did not start:\n{self.log()}")
+
+    def terminate(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=15, **kwargs)
+
+
+def exited_cleanly(returncode: int) -> bool:
+    """uvicorn re-raises SIGTERM after a clean shutdown, so dying by it is a clean exit."""
+    return returncode in (0, -signal.SIGTERM)
