@@ -30,6 +30,7 @@ from handlers.middleware import (
     BindContext,
     BodySizeLimit,
     DefaultContentType,
+    HeadSizeLimit,
     ServeContract,
     any_segment_routing,
 )
@@ -59,7 +60,12 @@ class SnakeCaseResolver(Resolver):
     resolves to `handlers.tasks.list_tasks`."""
 
     def resolve_operation_id(self, operation: Any) -> str:
-        return f"{operation.router_controller}.{snake_case(operation.operation_id)}"
+        return handler_name(operation.router_controller, operation.operation_id)
+
+
+def handler_name(controller: str, operation_id: str) -> str:
+    """Also the operation's id at request time: Connexion routes by the resolved name."""
+    return f"{controller}.{snake_case(operation_id)}"
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> AsyncApp:
@@ -97,6 +103,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(
         ServeContract, position=MiddlewarePosition.BEFORE_SWAGGER, spec_path=CONTRACT
     )
+    app.add_middleware(HeadSizeLimit, position=MiddlewarePosition.BEFORE_SWAGGER)
     app.add_middleware(
         BindContext,
         position=MiddlewarePosition.BEFORE_SECURITY,
@@ -114,7 +121,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(
         RequestLog,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
-        routes={operation_id: path for operation_id, (path, _) in operations.items()},
+        routes={name: path for name, (path, _) in operations.items()},
     )
     if settings.allowed_origins:
         _allow_cross_origin(app, settings.allowed_origins, operations)
@@ -141,9 +148,12 @@ def _lifespan(engine: Engine, threads: int) -> Callable[[Any], AbstractAsyncCont
 
 
 def _operation_paths(contract: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    """operationId -> (path template, HTTP method), as the contract declares them."""
+    """handler name -> (path template, HTTP method), as the contract declares them."""
     return {
-        operation["operationId"]: (path, method.upper())
+        handler_name(operation["x-openapi-router-controller"], operation["operationId"]): (
+            path,
+            method.upper(),
+        )
         for path, item in contract["paths"].items()
         for method, operation in item.items()
         if method in HTTP_METHODS

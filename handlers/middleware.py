@@ -14,9 +14,31 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from handlers.problems import PayloadTooLarge, RequestTimeout
+from handlers.problems import HeadTooLarge, PayloadTooLarge, RequestTimeout
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_URL_BYTES = 8 * 1024
+MAX_HEADER_BYTES = 16 * 1024
+
+
+class HeadSizeLimit:
+    """414 for a URL, 431 for headers over the limit. The server's own limit (h11's)
+    only applies to a head that arrives in pieces, not to one read in a single chunk."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if len(scope.get("raw_path") or b"") + len(scope["query_string"]) > MAX_URL_BYTES:
+                raise HeadTooLarge(414, "URI Too Long", f"The URL is over {MAX_URL_BYTES} bytes.")
+            if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+                raise HeadTooLarge(
+                    431,
+                    "Request Header Fields Too Large",
+                    f"The headers are over {MAX_HEADER_BYTES} bytes.",
+                )
+        await self.app(scope, receive, send)
 
 
 class BodySizeLimit:

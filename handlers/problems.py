@@ -31,6 +31,11 @@ class PayloadTooLarge(ProblemException):
         )
 
 
+class HeadTooLarge(ProblemException):
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(status=status, title=title, detail=detail)
+
+
 class RequestTimeout(ProblemException):
     def __init__(self, seconds: float) -> None:
         super().__init__(
