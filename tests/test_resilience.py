@@ -61,6 +61,7 @@ def server(database: str) -> Iterator[ServerProcess]:
             "DB_MAX_OVERFLOW": "2",
             "DB_CONNECT_TIMEOUT": "2",
             "DB_STATEMENT_TIMEOUT": "5",
+            "VALIDATE_RESPONSES": "true",
         }
     )
     process.start()
