@@ -103,7 +103,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(
         ServeContract, position=MiddlewarePosition.BEFORE_SWAGGER, spec_path=CONTRACT
     )
-    app.add_middleware(HeadSizeLimit, position=MiddlewarePosition.BEFORE_SWAGGER)
     app.add_middleware(
         BindContext,
         position=MiddlewarePosition.BEFORE_SECURITY,
@@ -114,7 +113,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         position=MiddlewarePosition.BEFORE_VALIDATION,
         timeout_seconds=settings.request_body_timeout,
     )
-    app.add_middleware(DefaultContentType, position=MiddlewarePosition.BEFORE_VALIDATION)
+    _add_operations_middleware(app, settings)
+    app.add_error_handler(Unauthorized, _unauthorized)
+    for error in DATABASE_UNAVAILABLE:
+        app.add_error_handler(error, _database_unavailable)
+    return app
+
+
+def _add_operations_middleware(app: AsyncApp, settings: Settings) -> None:
+    """Request logs, CORS, head limits and the JSON default for an untyped body."""
     operations = _operation_paths(yaml.safe_load(CONTRACT.read_text(encoding="utf-8")))
     # Each insertion goes just outside the exception middleware, so the first added is
     # outermost: the request log sees every answer, a CORS preflight's included.
@@ -125,10 +132,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     if settings.allowed_origins:
         _allow_cross_origin(app, settings.allowed_origins, operations)
-    app.add_error_handler(Unauthorized, _unauthorized)
-    for error in DATABASE_UNAVAILABLE:
-        app.add_error_handler(error, _database_unavailable)
-    return app
+    app.add_middleware(HeadSizeLimit, position=MiddlewarePosition.BEFORE_SWAGGER)
+    app.add_middleware(DefaultContentType, position=MiddlewarePosition.BEFORE_VALIDATION)
 
 
 def _lifespan(engine: Engine, threads: int) -> Callable[[Any], AbstractAsyncContextManager[None]]:
