@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,10 @@ START_TIMEOUT_SECONDS = 30.0
 
 
 class ServerProcess:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], workdir: Path) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.workdir = Path(tempfile.mkdtemp(prefix="tasks-server-"))
+        self.workdir = workdir  # pytest's temporary folder, which pytest cleans up
         self.log_path = self.workdir / "server.log"
         # No inherited settings and no .env: the test states every variable it relies on.
         self.env = {"PATH": os.environ["PATH"], "LOG_LEVEL": "info", **env}

@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -51,7 +52,7 @@ def database_engine(database: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def server(database: str) -> Iterator[ServerProcess]:
+def server(database: str, tmp_path: Path) -> Iterator[ServerProcess]:
     process = ServerProcess(
         {
             "DATABASE_URL": database,
@@ -62,7 +63,8 @@ def server(database: str) -> Iterator[ServerProcess]:
             "DB_CONNECT_TIMEOUT": "2",
             "DB_STATEMENT_TIMEOUT": "5",
             "VALIDATE_RESPONSES": "true",
-        }
+        },
+        tmp_path,
     )
     process.start()
     yield process

@@ -18,8 +18,9 @@ from tests.server import ServerProcess
 START_WAIT_SECONDS = 1
 
 
-def _serve(database_url: str, **variables: str) -> ServerProcess:
-    return ServerProcess({"DATABASE_URL": database_url, "BETTER_AUTH_SECRET": SECRET, **variables})
+def _serve(workdir: Path, database_url: str, **variables: str) -> ServerProcess:
+    env = {"DATABASE_URL": database_url, "BETTER_AUTH_SECRET": SECRET, **variables}
+    return ServerProcess(env, workdir)
 
 
 def _log_lines(server: ServerProcess) -> list[dict[str, object]]:
@@ -27,8 +28,8 @@ def _log_lines(server: ServerProcess) -> list[dict[str, object]]:
 
 
 class TestStartup:
-    def test_serves_when_migrations_are_current(self, database_url: str) -> None:
-        server = _serve(database_url, DB_MIGRATIONS="check")
+    def test_serves_when_migrations_are_current(self, database_url: str, tmp_path: Path) -> None:
+        server = _serve(tmp_path, database_url, DB_MIGRATIONS="check")
         try:
             server.start()
             response = httpx.get(f"{server.base_url}/ready")
@@ -46,8 +47,10 @@ class TestStartup:
         postgres: PostgresServer = request.getfixturevalue("postgres")
         return postgres.create_database(f"empty_{tmp_path.name[-8:].lower()}")
 
-    def test_refuses_a_database_without_migrations(self, empty_database: str) -> None:
-        server = _serve(empty_database, DB_MIGRATIONS="check")
+    def test_refuses_a_database_without_migrations(
+        self, empty_database: str, tmp_path: Path
+    ) -> None:
+        server = _serve(tmp_path, empty_database, DB_MIGRATIONS="check")
         server.start(wait=False)
         returncode = server.wait(timeout=30)
 
@@ -57,9 +60,9 @@ class TestStartup:
         assert "todo-api migrate" in str(failure["message"])
         assert "DB_MIGRATIONS=upgrade" in str(failure["message"])
 
-    def test_waits_for_the_database_then_says_why_it_cannot_start(self) -> None:
+    def test_waits_for_the_database_then_says_why_it_cannot_start(self, tmp_path: Path) -> None:
         unreachable = f"postgresql://app:hunter2-secret@127.0.0.1:{free_port()}/tasks"
-        server = _serve(unreachable, DB_STARTUP_WAIT=str(START_WAIT_SECONDS))
+        server = _serve(tmp_path, unreachable, DB_STARTUP_WAIT=str(START_WAIT_SECONDS))
         started = time.monotonic()
         server.start(wait=False)
         returncode = server.wait(timeout=30)
@@ -79,9 +82,10 @@ class TestStartup:
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('limits') / 'tasks.db'}"
+    workdir = tmp_path_factory.mktemp("limits")
     server = _serve(
-        url,
+        workdir,
+        f"sqlite:///{workdir / 'tasks.db'}",
         DB_MIGRATIONS="upgrade",
         REQUEST_BODY_TIMEOUT="1",
         KEEP_ALIVE_TIMEOUT="1",
