@@ -23,7 +23,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.middleware.cors import CORSMiddleware
 
 from db.engine import current_engine, make_engine
-from handlers.auth import TokenVerifier, current_verifier
+from handlers.auth import current_verifier, verifier_from
 from handlers.config import Settings
 from handlers.logs import REQUEST_ID_HEADER, RequestLog
 from handlers.middleware import (
@@ -70,8 +70,7 @@ def handler_name(controller: str, operation_id: str) -> str:
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> AsyncApp:
     settings = settings or Settings()
-    settings.require_auth()
-    assert settings.better_auth_secret is not None
+    verifier = verifier_from(settings)
     engine = engine or make_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
@@ -80,7 +79,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         connect_timeout=settings.db_connect_timeout,
         statement_timeout=settings.db_statement_timeout,
     )
-    verifier = TokenVerifier(settings.better_auth_secret.get_secret_value())
 
     middlewares = [
         any_segment_routing(m) if m is RoutingMiddleware else m

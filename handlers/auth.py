@@ -1,65 +1,159 @@
 """Bearer-token verification. Connexion calls `verify_bearer_token` (named by
-`x-bearerInfoFunc` in the contract) before validating the request."""
+`x-bearerInfoFunc` in the contract) before validating the request.
+
+Two kinds of token are accepted, each only against its own kind of key: HS256/384/512
+with the shared secret, and the asymmetric algorithms of Better Auth's JWT plugin with the
+public key its JWKS publishes under the token's `kid`. An HS* token is never checked
+against a public key and an asymmetric token never against the secret."""
 
 import time
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from connexion.lifecycle import ConnexionRequest
 
+from handlers.config import Settings
+from handlers.jwks import ASYMMETRIC_ALGORITHMS, JwksCache
 from handlers.problems import ForbiddenUser, InvalidToken
 
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 LEEWAY_SECONDS = 30
 REQUIRED_CLAIMS = ("sub", "exp")
 
+# The first matching class names the reason; subclasses come before their bases.
+REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "The token has expired."),
+    (jwt.ImmatureSignatureError, "The token is not valid yet."),
+    (jwt.InvalidIssuerError, "The token's issuer is not accepted."),
+    (jwt.InvalidAudienceError, "The token's audience is not accepted."),
+    (jwt.InvalidAlgorithmError, "The token's algorithm does not match its key."),
+    (jwt.InvalidSignatureError, "The token's signature does not verify."),
+)
+
+
+@dataclass(frozen=True)
+class ClaimRules:
+    """The `iss` and `aud` a token must carry; None checks nothing."""
+
+    issuer: str | None = None
+    audience: str | None = None
+
+
+@dataclass(frozen=True)
+class _Check:
+    key: str | jwt.PyJWK
+    algorithm: str
+    rules: ClaimRules
+
 
 class TokenVerifier:
-    """Verifies tokens signed with the shared secret; the algorithm is pinned to the HS family."""
-
-    def __init__(self, secret: str) -> None:
+    def __init__(
+        self,
+        secret: str | None = None,
+        *,
+        jwks: JwksCache | None = None,
+        secret_rules: ClaimRules = ClaimRules(),
+        jwks_rules: ClaimRules = ClaimRules(),
+    ) -> None:
         self._secret = secret
+        self._jwks = jwks
+        self._secret_rules = secret_rules
+        self._jwks_rules = jwks_rules
 
-    def verify(self, token: str) -> dict[str, Any]:
+    async def verify(self, token: str) -> dict[str, Any]:
         try:
-            algorithm = jwt.get_unverified_header(token).get("alg")
-            if algorithm not in HMAC_ALGORITHMS:
-                raise InvalidToken("The token's signing algorithm is not accepted.")
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[algorithm],
-                leeway=LEEWAY_SECONDS,
-                options={"require": list(REQUIRED_CLAIMS)},
-            )
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("The token has expired.") from None
-        except jwt.ImmatureSignatureError:
-            raise InvalidToken("The token is not valid yet.") from None
-        except jwt.MissingRequiredClaimError as error:
-            raise InvalidToken(f"The token has no '{error.claim}' claim.") from None
-        except jwt.InvalidSignatureError:
-            raise InvalidToken("The token's signature does not verify.") from None
+            header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise InvalidToken("The token is malformed.") from None
+        claims = _decode(token, await self._check_for(header))
         if not isinstance(claims["sub"], str) or not claims["sub"]:
             raise InvalidToken("The token's 'sub' claim is not a user id.")
         return claims
 
+    async def _check_for(self, header: dict[str, Any]) -> _Check:
+        algorithm = header.get("alg")
+        if algorithm in HMAC_ALGORITHMS and self._secret is not None:
+            return _Check(self._secret, algorithm, self._secret_rules)
+        if algorithm in ASYMMETRIC_ALGORITHMS and self._jwks is not None:
+            kid = header.get("kid")
+            if not isinstance(kid, str) or not kid:
+                raise InvalidToken("The token names no signing key ('kid').")
+            key = await self._jwks.key(kid)
+            # The key's own algorithm, never the header's: a mismatch fails in decode.
+            return _Check(key, key.algorithm_name, self._jwks_rules)
+        raise InvalidToken("The token's signing algorithm is not accepted.")
+
     def mint(self, user_id: str, ttl_seconds: int) -> str:
+        """An HS256 token for manual checks, carrying the `iss`/`aud` the secret requires."""
+        if self._secret is None:
+            raise ValueError("minting a token needs BETTER_AUTH_SECRET")
         issued = int(time.time())
-        payload = {"sub": user_id, "iat": issued, "exp": issued + ttl_seconds}
+        payload: dict[str, Any] = {"sub": user_id, "iat": issued, "exp": issued + ttl_seconds}
+        if self._secret_rules.issuer is not None:
+            payload["iss"] = self._secret_rules.issuer
+        if self._secret_rules.audience is not None:
+            payload["aud"] = self._secret_rules.audience
         return jwt.encode(payload, self._secret, algorithm="HS256")
+
+
+def _decode(token: str, check: _Check) -> dict[str, Any]:
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            check.key,
+            algorithms=[check.algorithm],
+            leeway=LEEWAY_SECONDS,
+            issuer=check.rules.issuer,
+            audience=check.rules.audience,
+            options={
+                "require": list(REQUIRED_CLAIMS),
+                # Better Auth always sets `aud`; it is checked only when one is configured.
+                "verify_aud": check.rules.audience is not None,
+                "enforce_minimum_key_length": True,
+            },
+        )
+    except jwt.MissingRequiredClaimError as error:
+        raise InvalidToken(f"The token has no '{error.claim}' claim.") from None
+    except jwt.PyJWTError as error:
+        reason = next((text for kind, text in REASONS if isinstance(error, kind)), None)
+        raise InvalidToken(reason or "The token is malformed.") from None
+    return claims
+
+
+def verifier_from(settings: Settings) -> TokenVerifier:
+    """JWT_ISSUER / JWT_AUDIENCE bind every token; Better Auth's tokens default to its URL."""
+    settings.require_auth()
+    secret = settings.better_auth_secret
+    explicit = ClaimRules(settings.jwt_issuer or None, settings.jwt_audience or None)
+    jwks = None
+    if settings.jwks_url is not None:
+        jwks = JwksCache(
+            settings.jwks_url,
+            timeout=settings.jwks_timeout,
+            refresh_interval=settings.jwks_refresh_interval,
+            max_age=settings.jwks_max_age,
+        )
+    return TokenVerifier(
+        secret.get_secret_value() if secret is not None else None,
+        jwks=jwks,
+        secret_rules=explicit,
+        jwks_rules=ClaimRules(
+            explicit.issuer or settings.better_auth_url,
+            explicit.audience or settings.better_auth_url,
+        ),
+    )
 
 
 # Set per request by the app, like the database engine.
 current_verifier: ContextVar[TokenVerifier] = ContextVar("current_verifier")
 
 
-def verify_bearer_token(token: str, request: ConnexionRequest) -> dict[str, Any]:
-    """Accept the token only on its owner's paths: `sub` must equal the path's `user_id`."""
-    claims = current_verifier.get().verify(token)
+async def verify_bearer_token(token: str, request: ConnexionRequest) -> dict[str, Any]:
+    """Accept the token only on its owner's paths: `sub` must equal the path's `user_id`.
+    A coroutine, so that fetching the JWKS does not block the event loop."""
+    claims = await current_verifier.get().verify(token)
     if claims["sub"] != request.path_params.get("user_id"):
         raise ForbiddenUser()
     return claims

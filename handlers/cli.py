@@ -10,7 +10,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from db.migrate import upgrade
-from handlers.auth import TokenVerifier
+from handlers.auth import verifier_from
 from handlers.config import Settings
 from handlers.logs import logging_config
 from handlers.startup import StartupError, prepare_database
@@ -29,10 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         upgrade(settings.database_url)
         print("Database is at the latest migration.")
     elif args.command == "token":
-        settings.require_auth()
-        assert settings.better_auth_secret is not None
-        verifier = TokenVerifier(settings.better_auth_secret.get_secret_value())
-        print(verifier.mint(args.user_id, args.ttl))
+        _token(settings, args)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +56,12 @@ def _load_settings() -> Settings:
             for e in error.errors()
         )
         sys.exit(f"Invalid configuration: {problems}")
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> None:
+    if settings.better_auth_secret is None:
+        sys.exit("`todo-api token` mints HS256 tokens: set BETTER_AUTH_SECRET.")
+    print(verifier_from(settings).mint(args.user_id, args.ttl))
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:

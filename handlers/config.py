@@ -7,6 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.engine import DEFAULT_DATABASE_URL
 
+JWKS_PATH = "/api/auth/jwks"  # where Better Auth's JWT plugin publishes its public keys
 MIN_SECRET_LENGTH = 32  # RFC 7518 §3.2: an HS256 key is at least as long as the hash.
 
 
@@ -15,6 +16,15 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     better_auth_secret: SecretStr | None = None
+    # Better Auth's base URL: its JWKS is at {url}/api/auth/jwks, and the URL is the `iss`
+    # and `aud` its JWT plugin puts in every token.
+    better_auth_url: str | None = None
+    better_auth_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwks_timeout: float = Field(default=5.0, gt=0)
+    jwks_refresh_interval: float = Field(default=5.0, ge=0)
+    jwks_max_age: float = Field(default=300.0, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
@@ -53,10 +63,27 @@ class Settings(BaseSettings):
     def allowed_origins(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
+    @field_validator("better_auth_url", "better_auth_jwks_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @property
+    def jwks_url(self) -> str | None:
+        if self.better_auth_jwks_url or not self.better_auth_url:
+            return self.better_auth_jwks_url
+        return f"{self.better_auth_url}{JWKS_PATH}"
+
     def require_auth(self) -> None:
         """Refuse to serve without a way to verify tokens."""
-        if self.better_auth_secret is None:
+        if self.better_auth_secret is None and self.jwks_url is None:
             raise SystemExit(
-                "No token verification is configured: set BETTER_AUTH_SECRET "
-                f"(the secret shared with the frontend, at least {MIN_SECRET_LENGTH} characters)."
+                "No token verification is configured: set BETTER_AUTH_URL (the Better Auth "
+                "server, whose JWKS at /api/auth/jwks verifies its tokens), or "
+                "BETTER_AUTH_JWKS_URL, or BETTER_AUTH_SECRET (the secret shared with the "
+                f"frontend for HS256 tokens, at least {MIN_SECRET_LENGTH} characters), or both."
             )
