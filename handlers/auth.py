@@ -30,6 +30,7 @@ REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
     (jwt.InvalidAudienceError, "The token's audience is not accepted."),
     (jwt.InvalidAlgorithmError, "The token's algorithm does not match its key."),
     (jwt.InvalidSignatureError, "The token's signature does not verify."),
+    (jwt.InvalidKeyError, "The token's signing key is too weak to be trusted."),
 )
 
 
