@@ -55,6 +55,7 @@ class JwksServer:
         self.port = free_port()
         self.keys: list[dict[str, Any]] = []
         self.fetches = 0
+        self._waiting = 0
         self.gate = threading.Event()
         self.gate.set()
         self._server: ThreadingHTTPServer | None = None
@@ -62,6 +63,10 @@ class JwksServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def gate_waiting(self) -> bool:
+        """A request is being held at the gate."""
+        return self._waiting > 0
 
     def publish(self, *keys: SigningKey) -> None:
         self.keys = [key.jwk for key in keys]
@@ -83,7 +88,9 @@ class JwksServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 owner.fetches += 1
+                owner._waiting += 1
                 owner.gate.wait(timeout=30)
+                owner._waiting -= 1
                 status = 200 if self.path == JWKS_PATH else 404
                 body = json.dumps({"keys": owner.keys}).encode()
                 self.send_response(status)

@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,11 +23,14 @@ from starlette.testclient import TestClient
 
 from db.engine import make_engine
 from handlers.app import create_app
+from handlers.auth import verifier_from
 from handlers.config import Settings
+from handlers.jwks import UNREACHABLE
 from tests.conftest import SECRET, Api, _no_server_errors
 from tests.contract import assert_problem
 from tests.jwks import ALGORITHMS, JwksServer, SigningKey, claims_for
 from tests.test_auth import OPERATIONS, assert_unauthorized, b64
+from tests.test_service import todo_api
 
 MakeClient = Callable[..., TestClient]
 
@@ -68,9 +72,8 @@ def make_client(engine: Engine, jwks: JwksServer) -> MakeClient:
     def make(**overrides: Any) -> TestClient:
         settings = Settings(
             database_url=engine.url.render_as_string(hide_password=False),
-            better_auth_url=jwks.base_url,
             _env_file=None,
-            **overrides,
+            **{"better_auth_url": jwks.base_url, **overrides},
         )
         client: TestClient = create_app(settings, engine=engine).test_client()
         client.event_hooks["response"].append(_no_server_errors)
@@ -368,6 +371,206 @@ class TestAttacks:
         self.assert_refused(
             client, user, token, "The token's signing key is too weak to be trusted."
         )
+
+
+class TestJwksCache:
+    def test_a_rotated_key_is_accepted_after_one_refetch(
+        self, make_client: MakeClient, jwks: JwksServer, signing_keys: dict[str, SigningKey]
+    ) -> None:
+        client = make_client(jwks_refresh_interval=0)
+        user = new_user()
+        old = signing_keys["EdDSA"]
+        assert call(client, user, old.sign(claims_for(user, jwks.base_url))).status_code == 200
+        fetched = jwks.fetches
+        new = SigningKey("EdDSA")
+        jwks.publish(new, old)
+
+        response = call(client, user, new.sign(claims_for(user, jwks.base_url)))
+
+        assert response.status_code == 200
+        assert jwks.fetches == fetched + 1
+        assert call(client, user, old.sign(claims_for(user, jwks.base_url))).status_code == 200
+        assert jwks.fetches == fetched + 1
+
+    def test_a_removed_key_is_refused_once_the_cache_refreshes(
+        self, make_client: MakeClient, jwks: JwksServer, signing_keys: dict[str, SigningKey]
+    ) -> None:
+        client = make_client(jwks_max_age=0, jwks_refresh_interval=0)
+        user = new_user()
+        token = signing_keys["ES256"].sign(claims_for(user, jwks.base_url))
+        assert call(client, user, token).status_code == 200
+        jwks.publish(signing_keys["EdDSA"])
+
+        response = call(client, user, token)
+
+        assert_unauthorized(response)
+        assert response.json()["detail"] == (
+            "The token's signing key is not published by the auth server."
+        )
+
+    def test_a_flood_of_unknown_kids_fetches_the_jwks_once(
+        self, make_client: MakeClient, jwks: JwksServer
+    ) -> None:
+        client = make_client()  # the default: at most one refetch per 5 seconds
+        user = new_user()
+        before = jwks.fetches
+
+        statuses = {
+            call(
+                client, user, SigningKey("EdDSA").sign(claims_for(user, jwks.base_url))
+            ).status_code
+            for _ in range(50)
+        }
+
+        assert statuses == {401}
+        assert jwks.fetches == before + 1
+
+    def test_503_while_the_jwks_is_down_then_recovery(
+        self, make_client: MakeClient, jwks: JwksServer, signing_keys: dict[str, SigningKey]
+    ) -> None:
+        client = make_client(jwks_refresh_interval=0)
+        user = new_user()
+        token = signing_keys["PS256"].sign(claims_for(user, jwks.base_url))
+        jwks.stop()
+
+        response = call(client, user, token)
+
+        problem = assert_problem(response, 503)
+        assert problem["detail"] == UNREACHABLE
+        assert response.headers["retry-after"] == "5"
+        jwks.start()
+        assert call(client, user, token).status_code == 200
+
+    def test_cached_keys_keep_working_while_the_jwks_is_down(
+        self, make_client: MakeClient, jwks: JwksServer, signing_keys: dict[str, SigningKey]
+    ) -> None:
+        client = make_client(jwks_refresh_interval=0, jwks_max_age=0)
+        user = new_user()
+        token = signing_keys["ES512"].sign(claims_for(user, jwks.base_url))
+        assert call(client, user, token).status_code == 200
+        jwks.stop()
+
+        assert call(client, user, token).status_code == 200
+        unknown = SigningKey("ES512").sign(claims_for(user, jwks.base_url))
+        assert assert_problem(call(client, user, unknown), 503)["detail"] == UNREACHABLE
+
+    def test_503_when_the_jwks_does_not_answer_within_the_timeout(
+        self, make_client: MakeClient, jwks: JwksServer, signing_keys: dict[str, SigningKey]
+    ) -> None:
+        client = make_client(jwks_timeout=0.3)
+        user = new_user()
+        jwks.gate.clear()
+
+        response = call(client, user, signing_keys["RS256"].sign(claims_for(user, jwks.base_url)))
+
+        assert assert_problem(response, 503)["detail"] == UNREACHABLE
+
+    def test_503_when_the_jwks_url_answers_an_error(
+        self, make_client: MakeClient, jwks: JwksServer, signing_keys: dict[str, SigningKey]
+    ) -> None:
+        client = make_client(better_auth_jwks_url=f"{jwks.base_url}/api/auth/elsewhere")
+        user = new_user()
+
+        response = call(client, user, signing_keys["EdDSA"].sign(claims_for(user, jwks.base_url)))
+
+        assert assert_problem(response, 503)["detail"] == UNREACHABLE
+
+    def test_explicit_jwks_url_issuer_and_audience(
+        self, make_client: MakeClient, jwks: JwksServer, signing_keys: dict[str, SigningKey]
+    ) -> None:
+        client = make_client(
+            better_auth_url=None,
+            better_auth_jwks_url=f"{jwks.base_url}/api/auth/jwks",
+            jwt_issuer="https://auth.example.com",
+            jwt_audience="tasks-api",
+        )
+        user = new_user()
+        key = signing_keys["ES256"]
+        claims = claims_for(user, "https://auth.example.com", aud=["tasks-api", "other"])
+
+        assert call(client, user, key.sign(claims)).status_code == 200
+        default = call(client, user, key.sign(claims_for(user, jwks.base_url)))
+        assert_unauthorized(default)
+        assert default.json()["detail"] == "The token's issuer is not accepted."
+
+    def test_the_fetch_does_not_block_the_event_loop(
+        self, make_client: MakeClient, jwks: JwksServer, signing_keys: dict[str, SigningKey]
+    ) -> None:
+        app = make_client().app
+        user = new_user()
+        token = signing_keys["EdDSA"].sign(claims_for(user, jwks.base_url))
+        jwks.gate.clear()
+
+        async def scenario() -> tuple[int, int]:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+                verified = asyncio.create_task(
+                    http.get(f"/api/{user}/tasks", headers=bearer(token))
+                )
+                while jwks.fetches == 0 or not jwks.gate_waiting():
+                    await asyncio.sleep(0.01)
+                # The JWKS answer is held back; another request is served meanwhile.
+                health = await asyncio.wait_for(http.get("/health"), timeout=5)
+                assert not verified.done()
+                jwks.gate.set()
+                return health.status_code, (await verified).status_code
+
+        assert asyncio.run(scenario()) == (200, 200)
+
+
+class TestConfiguration:
+    def test_serve_refuses_with_neither_secret_nor_jwks_and_says_what_to_set(
+        self, tmp_path: Path
+    ) -> None:
+        result = todo_api("serve", env={}, cwd=tmp_path)
+
+        assert result.returncode != 0
+        for variable in ("BETTER_AUTH_URL", "BETTER_AUTH_JWKS_URL", "BETTER_AUTH_SECRET"):
+            assert variable in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_the_jwks_url_follows_better_auth_url(self) -> None:
+        settings = Settings(_env_file=None, better_auth_url="https://app.example.com/")
+
+        assert settings.jwks_url == "https://app.example.com/api/auth/jwks"
+        settings.require_auth()
+
+    def test_a_url_that_is_not_http_is_refused(self, tmp_path: Path) -> None:
+        result = todo_api(
+            "token", "alice", env={"BETTER_AUTH_URL": "app.example.com"}, cwd=tmp_path
+        )
+
+        assert result.returncode != 0
+        assert "BETTER_AUTH_URL: Value error, must be an http:// or https:// URL" in result.stderr
+
+    def test_token_needs_the_secret_even_with_a_jwks(self, tmp_path: Path) -> None:
+        env = {"BETTER_AUTH_URL": "https://app.example.com"}
+        result = todo_api("token", "alice", env=env, cwd=tmp_path)
+
+        assert result.returncode != 0
+        assert "BETTER_AUTH_SECRET" in result.stderr
+
+    def test_minted_tokens_carry_the_required_issuer_and_audience(
+        self, make_client: MakeClient
+    ) -> None:
+        settings = Settings(
+            _env_file=None,
+            better_auth_secret=SECRET,
+            jwt_issuer="https://app.example.com",
+            jwt_audience="tasks-api",
+        )
+        client = make_client(
+            **settings.model_dump(include={"better_auth_secret", "jwt_issuer", "jwt_audience"})
+        )
+        user = new_user()
+
+        token = verifier_from(settings).mint(user, 60)
+
+        claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="tasks-api")
+        assert (claims["iss"], claims["aud"]) == ("https://app.example.com", "tasks-api")
+        assert call(client, user, token).status_code == 200
+        bare = jwt.encode({"sub": user, "exp": int(time.time()) + 60}, SECRET, "HS256")
+        assert call(client, user, bare).json()["detail"] == "The token has no 'iss' claim."
 
 
 def public_key_bytes(key: SigningKey, encoding: str) -> bytes:
