@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from connexion import AsyncApp
+from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from db.engine import make_engine
@@ -137,3 +138,24 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = ROOT / "openapi" / "tasks.yaml"
 # Screenshots and other evidence a run leaves behind for people to look at (git-ignored).
 ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def client_with(engine: Engine) -> Callable[..., TestClient]:
+    """A client of a fresh app on the session's database, built from the given settings."""
+
+    def make(**settings: Any) -> TestClient:
+        url = engine.url.render_as_string(hide_password=False)
+        app = create_app(Settings(database_url=url, _env_file=None, **settings), engine=engine)
+        client: TestClient = app.test_client()
+        client.event_hooks["response"].append(_no_server_errors)
+        return client
+
+    return make

@@ -18,15 +18,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.warnings import InsecureKeyLengthWarning
-from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
-from db.engine import make_engine
-from handlers.app import create_app
 from handlers.auth import verifier_from
 from handlers.config import Settings
 from handlers.jwks import UNREACHABLE
-from tests.conftest import SECRET, Api, _no_server_errors
+from tests.conftest import SECRET, Api
 from tests.contract import assert_problem
 from tests.jwks import ALGORITHMS, JwksServer, SigningKey, claims_for
 from tests.test_auth import OPERATIONS, assert_unauthorized, b64
@@ -58,26 +55,12 @@ def jwks(jwks_server: JwksServer, signing_keys: dict[str, SigningKey]) -> Iterat
         jwks_server.start()
 
 
-@pytest.fixture(scope="session")
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
 @pytest.fixture
-def make_client(engine: Engine, jwks: JwksServer) -> MakeClient:
+def make_client(client_with: MakeClient, jwks: JwksServer) -> MakeClient:
     """A client of a fresh app (so a fresh JWKS cache) pointed at the loopback Better Auth."""
 
     def make(**overrides: Any) -> TestClient:
-        settings = Settings(
-            database_url=engine.url.render_as_string(hide_password=False),
-            _env_file=None,
-            **{"better_auth_url": jwks.base_url, **overrides},
-        )
-        client: TestClient = create_app(settings, engine=engine).test_client()
-        client.event_hooks["response"].append(_no_server_errors)
-        return client
+        return client_with(**{"better_auth_url": jwks.base_url, **overrides})
 
     return make
 
