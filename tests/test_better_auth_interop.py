@@ -3,6 +3,7 @@ client signs users up and fetches their JWTs exactly as a frontend does, the ins
 its own JWKS on loopback, and the API accepts those tokens on their owner's path only."""
 
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -22,6 +23,9 @@ from tests.jwks import ALGORITHMS
 from tests.test_auth import OPERATIONS
 
 INTEROP = Path(__file__).resolve().parent / "interop"
+README = INTEROP.parent.parent / "README.md"
+SNIPPET = re.compile(r"<!-- better-auth-snippet -->\s*```js\n(.*?)```", re.DOTALL)
+ENVIRONMENT = re.compile(r"<!-- better-auth-env -->\s*```sh\n(.*?)```", re.DOTALL)
 KEY_TYPES = {"EdDSA": "OKP", "ES256": "EC", "ES512": "EC", "RS256": "RSA", "PS256": "RSA"}
 
 
@@ -34,7 +38,8 @@ def _require(program: str) -> str:
 
 @pytest.fixture(scope="session")
 def better_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Better Auth instances by algorithm: {alg, baseURL, users: [{id, email, token}]}."""
+    """Better Auth instances by algorithm: {alg, baseURL, users: [{id, email, request}]},
+    `request` being the API request the README's frontend code made: {path, headers}."""
     node, npm = _require("node"), _require("npm")
     subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"],
@@ -74,14 +79,40 @@ def instance(request: pytest.FixtureRequest, better_auth: dict[str, Any]) -> dic
     return found
 
 
+def readme_variables() -> list[str]:
+    """The backend variables the README's "Using with Better Auth" section sets."""
+    match = ENVIRONMENT.search(README.read_text(encoding="utf-8"))
+    assert match, "the README has no better-auth-env block"
+    return [line.split("=", 1)[0] for line in match.group(1).splitlines() if "=" in line]
+
+
 @pytest.fixture
 def client(instance: dict[str, Any], client_with: Callable[..., TestClient]) -> TestClient:
-    """The API configured as the README says: only BETTER_AUTH_URL."""
-    return client_with(better_auth_url=instance["baseURL"])
+    """The API configured as the README says, with this instance's URL."""
+    return client_with(**{name.lower(): instance["baseURL"] for name in readme_variables()})
+
+
+def test_the_readme_snippets_are_the_code_this_test_runs() -> None:
+    snippets = SNIPPET.findall(README.read_text(encoding="utf-8"))
+    script = {line.strip() for line in (INTEROP / "better-auth.mjs").read_text().splitlines()}
+    code = [line.strip() for snippet in snippets for line in snippet.splitlines()]
+
+    assert len(snippets) == 3
+    assert [
+        line for line in code if line and not line.startswith("//") and line not in script
+    ] == []
+    assert readme_variables() == ["BETTER_AUTH_URL"]
+
+
+def token_of(user: dict[str, Any]) -> str:
+    authorization: str = user["request"]["headers"]["Authorization"]
+    assert authorization.startswith("Bearer ")
+    return authorization.removeprefix("Bearer ")
 
 
 def test_the_tokens_and_jwks_are_what_the_verifier_expects(instance: dict[str, Any]) -> None:
-    token, user = instance["users"][0]["token"], instance["users"][0]
+    user = instance["users"][0]
+    token = token_of(user)
     header = jwt.get_unverified_header(token)
     claims = jwt.decode(token, options={"verify_signature": False})
     jwks = httpx.get(f"{instance['baseURL']}{JWKS_PATH}", timeout=10).json()
@@ -99,20 +130,24 @@ def test_the_tokens_and_jwks_are_what_the_verifier_expects(instance: dict[str, A
 
 def test_accepted_on_the_owners_path(client: TestClient, instance: dict[str, Any]) -> None:
     ada = instance["users"][0]
-    owner = Api(client, ada["id"], ada["token"])
-
+    owner = Api(client, ada["id"], token_of(ada))
     task = owner.create(title=f"Signed in with Better Auth ({instance['alg']})")
 
+    # The request exactly as the README's frontend code made it.
+    response = client.get(ada["request"]["path"], headers=ada["request"]["headers"])
+
+    assert ada["request"]["path"] == f"/api/{ada['id']}/tasks"
+    assert response.status_code == 200
     assert task["user_id"] == ada["id"]
+    assert task in response.json()
     assert owner.get(task["id"]).json() == task
-    assert task in owner.list().json()
 
 
 def test_403_on_another_users_path_on_every_operation(
     client: TestClient, instance: dict[str, Any]
 ) -> None:
     ada, grace = instance["users"]
-    theirs = Api(client, grace["id"], grace["token"])
+    theirs = Api(client, grace["id"], token_of(grace))
     task = theirs.create(title="Grace's")
     before = theirs.list().json()
 
@@ -120,9 +155,7 @@ def test_403_on_another_users_path_on_every_operation(
         method, path = operation.values
         task_path = str(path).replace("/1", f"/{task['id']}")
         target = f"/api/{grace['id']}/tasks{task_path}"
-        response = client.request(
-            str(method), target, headers={"Authorization": f"Bearer {ada['token']}"}
-        )
+        response = client.request(str(method), target, headers=ada["request"]["headers"])
         problem = assert_problem(response, 403)
         assert problem["detail"] == "The token does not belong to this user."
 
