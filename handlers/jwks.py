@@ -101,8 +101,9 @@ class JwksCache:
 
 
 def parse_jwks(document: Any) -> dict[str, jwt.PyJWK]:
-    """The usable keys by `kid`. A key without an allowed `alg`, or whose type does not fit
-    its `alg`, is left out: the algorithm is the key's, never the token's choice."""
+    """The usable keys by `kid`. A key without an allowed `alg`, whose type does not fit its
+    `alg`, or meant for encryption, is left out: the algorithm is the key's, never the
+    token's choice."""
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise ValueError("the JWKS is not a JSON object with a 'keys' list")
     keys = {}
@@ -118,8 +119,9 @@ def _usable_key(entry: Any) -> jwt.PyJWK | None:
         return None
     algorithm = entry.get("alg")
     expected = KEY_TYPES.get(algorithm) if isinstance(algorithm, str) else None
-    if expected is None or expected != (entry.get("kty"), entry.get("crv")):
-        log.warning("JWKS key %r skipped: unsupported alg/kty/crv", entry.get("kid"))
+    # Better Auth sets no `use`; a key marked for encryption never verifies a signature.
+    if expected != (entry.get("kty"), entry.get("crv")) or entry.get("use", "sig") != "sig":
+        log.warning("JWKS key %r skipped: unsupported alg/kty/crv/use", entry.get("kid"))
         return None
     try:
         return jwt.PyJWK(entry, algorithm=algorithm)

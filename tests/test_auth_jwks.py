@@ -344,6 +344,20 @@ class TestAttacks:
             client, user, token, "The token's signing key is not published by the auth server."
         )
 
+    def test_a_jwks_entry_meant_for_encryption_is_ignored(
+        self, client: TestClient, jwks: JwksServer, signing_keys: dict[str, SigningKey]
+    ) -> None:
+        key = signing_keys["RS256"]
+        jwks.keys = [{**key.jwk, "use": "enc"}]
+        user = new_user()
+
+        self.assert_refused(
+            client,
+            user,
+            key.sign(claims_for(user, jwks.base_url)),
+            "The token's signing key is not published by the auth server.",
+        )
+
     def test_a_short_rsa_key_is_refused(self, client: TestClient, jwks: JwksServer) -> None:
         weak = SigningKey("RS256", rsa.generate_private_key(public_exponent=65537, key_size=1024))  # noqa: S505
         jwks.publish(weak)
@@ -406,6 +420,29 @@ class TestJwksCache:
         }
 
         assert statuses == {401}
+        assert jwks.fetches == before + 1
+
+    def test_concurrent_requests_share_one_fetch_and_wait_for_it(
+        self, make_client: MakeClient, jwks: JwksServer, signing_keys: dict[str, SigningKey]
+    ) -> None:
+        app = make_client().app  # a cold cache
+        user = new_user()
+        published = [signing_keys["EdDSA"].sign(claims_for(user, jwks.base_url))] * 10
+        unknown = [SigningKey("EdDSA").sign(claims_for(user, jwks.base_url)) for _ in range(10)]
+        before = jwks.fetches
+
+        async def together() -> list[int]:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+                responses = await asyncio.gather(
+                    *(
+                        http.get(f"/api/{user}/tasks", headers=bearer(token))
+                        for token in published + unknown
+                    )
+                )
+            return [response.status_code for response in responses]
+
+        assert asyncio.run(together()) == [200] * 10 + [401] * 10
         assert jwks.fetches == before + 1
 
     def test_503_while_the_jwks_is_down_then_recovery(
@@ -490,8 +527,10 @@ class TestJwksCache:
                 verified = asyncio.create_task(
                     http.get(f"/api/{user}/tasks", headers=bearer(token))
                 )
-                while jwks.fetches == 0 or not jwks.gate_waiting():
-                    await asyncio.sleep(0.01)
+                # A blocking fetch would hold the loop for the gate's 30 s: this times out.
+                async with asyncio.timeout(10):
+                    while not jwks.gate_waiting():
+                        await asyncio.sleep(0.01)
                 # The JWKS answer is held back; another request is served meanwhile.
                 health = await asyncio.wait_for(http.get("/health"), timeout=5)
                 assert not verified.done()
