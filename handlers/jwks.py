@@ -8,7 +8,6 @@ key ids cannot hammer the auth server."""
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -36,16 +35,14 @@ class JwksCache:
         self,
         url: str,
         *,
-        timeout: float = 5.0,
-        refresh_interval: float = 5.0,
-        max_age: float = 300.0,
-        clock: Callable[[], float] = time.monotonic,
+        timeout: float,
+        refresh_interval: float,
+        max_age: float,
     ) -> None:
         self.url = url
         self._timeout = timeout
         self._refresh_interval = refresh_interval
         self._max_age = max_age
-        self._clock = clock
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
@@ -65,12 +62,12 @@ class JwksCache:
         raise InvalidToken("The token's signing key is not published by the auth server.")
 
     def _stale(self) -> bool:
-        return self._fetched_at is None or self._clock() - self._fetched_at >= self._max_age
+        return self._fetched_at is None or time.monotonic() - self._fetched_at >= self._max_age
 
     def _may_fetch(self) -> bool:
         return (
             self._attempted_at is None
-            or self._clock() - self._attempted_at >= self._refresh_interval
+            or time.monotonic() - self._attempted_at >= self._refresh_interval
         )
 
     async def _refresh(self) -> None:
@@ -78,7 +75,7 @@ class JwksCache:
         async with self._lock:
             if not self._may_fetch():
                 return
-            self._attempted_at = self._clock()
+            self._attempted_at = time.monotonic()
             try:
                 keys = parse_jwks(await self._fetch())
             except (httpx.HTTPError, TimeoutError, ValueError) as error:
@@ -86,7 +83,7 @@ class JwksCache:
                 log.warning("JWKS fetch from %s failed: %s", self.url, error)
                 self._failing = True
                 return
-            self._keys, self._fetched_at, self._failing = keys, self._clock(), False
+            self._keys, self._fetched_at, self._failing = keys, time.monotonic(), False
 
     async def _fetch(self) -> Any:
         # A client per fetch: fetches are rare, and a pooled connection would be tied to

@@ -72,6 +72,8 @@ class JwksServer:
         self.keys = [key.jwk for key in keys]
 
     def start(self) -> None:
+        if self._server is not None:
+            return
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()

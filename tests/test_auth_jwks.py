@@ -51,8 +51,7 @@ def jwks(jwks_server: JwksServer, signing_keys: dict[str, SigningKey]) -> Iterat
     jwks_server.publish(*signing_keys.values())
     yield jwks_server
     jwks_server.gate.set()
-    if jwks_server._server is None:
-        jwks_server.start()
+    jwks_server.start()
 
 
 @pytest.fixture
