@@ -28,8 +28,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
-    db_pool_size: int = Field(default=5, ge=1)
-    db_max_overflow: int = Field(default=5, ge=0)
+    # Overflow connections are closed when returned: under steady load they churn (a
+    # PostgreSQL fork and authentication each), so the default keeps every connection.
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)
     db_connect_timeout: int = Field(default=5, ge=1)
     # Sent as `SET LOCAL` in each transaction: Neon's pooled endpoint refuses startup options.

@@ -225,7 +225,7 @@ class TestServerErrors:
 class TestThreads:
     def test_worker_threads_match_the_connection_pool(self, client: TestClient) -> None:
         assert client.portal is not None
-        assert client.portal.call(_thread_tokens) == 10  # DB_POOL_SIZE 5 + DB_MAX_OVERFLOW 5
+        assert client.portal.call(_thread_tokens) == 10  # DB_POOL_SIZE 10 + DB_MAX_OVERFLOW 0
 
     def test_worker_threads_can_be_set(self, settings: Settings) -> None:
         app = create_app(settings.model_copy(update={"worker_threads": 3}))

@@ -3,10 +3,12 @@
 import os
 
 from alembic import context
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
 import db.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from db.engine import DEFAULT_DATABASE_URL, make_engine
+from db.engine import DEFAULT_DATABASE_URL, normalize_url
 
 config = context.config
 url = (
@@ -17,7 +19,9 @@ url = (
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(url)
+    # Not the app's autocommit engine: a migration runs in one transaction, so on
+    # PostgreSQL a failed one leaves nothing half-done.
+    engine = create_engine(normalize_url(url), poolclass=NullPool)
     try:
         with engine.connect() as connection:
             context.configure(

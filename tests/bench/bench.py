@@ -62,7 +62,9 @@ def cpu_ticks(pids: list[int]) -> int:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
             continue  # a process that ended during the run
-        total += int(fields[11]) + int(fields[12])  # utime + stime
+        # utime + stime, plus cutime + cstime: the CPU of children that ended and were
+        # reaped (a PostgreSQL backend that closed during the run).
+        total += sum(int(value) for value in fields[11:15])
     return total
 
 
