@@ -23,7 +23,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.middleware.cors import CORSMiddleware
 
 from db.engine import current_engine, make_engine
-from handlers.auth import current_verifier, verifier_from
+from handlers.auth import BearerHandler, current_verifier, verifier_from
 from handlers.config import Settings
 from handlers.logs import REQUEST_ID_HEADER, RequestLog
 from handlers.middleware import (
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         __name__,
         middlewares=middlewares,
         validator_map=VALIDATOR_MAP,
+        security_map={"bearer": BearerHandler},
         lifespan=_lifespan(engine, settings.threads),
     )
     app.add_api(

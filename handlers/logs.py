@@ -1,5 +1,6 @@
 """Structured logs: every record is one JSON line; every request gets one record."""
 
+import itertools
 import json
 import logging
 import re
@@ -95,5 +96,11 @@ class RequestLog:
         }
 
 
+# A request id must be unique, not secret: a random prefix per process and a counter,
+# instead of uuid4's system call on every request.
+_PROCESS_PREFIX = uuid.uuid4().hex[:12]
+_sequence = itertools.count(1)
+
+
 def _request_id(sent: str) -> str:
-    return sent if _SAFE_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+    return sent if _SAFE_REQUEST_ID.fullmatch(sent) else f"{_PROCESS_PREFIX}-{next(_sequence):x}"

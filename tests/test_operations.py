@@ -132,8 +132,13 @@ class TestRequestLog:
         assert line["user_id"] == api.user_id
         assert isinstance(line["duration_ms"], float)
         assert line["duration_ms"] >= 0
-        assert re.fullmatch(r"[0-9a-f]{32}", line["request_id"])
+        assert re.fullmatch(r"[0-9a-f]{12}-[0-9a-f]+", line["request_id"])
         assert response.headers["x-request-id"] == line["request_id"]
+
+    def test_generated_request_ids_differ(self, api: Api) -> None:
+        ids = {api.list().headers["x-request-id"] for _ in range(20)}
+
+        assert len(ids) == 20
 
     def test_request_id_sent_is_echoed_and_logged(
         self, api: Api, caplog: pytest.LogCaptureFixture
@@ -155,7 +160,7 @@ class TestRequestLog:
         response = api.request("GET", headers={"X-Request-ID": 'x" injected="1' + "a" * 200})
 
         [line] = _access_lines(caplog)
-        assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+        assert re.fullmatch(r"[0-9a-f]{12}-[0-9a-f]+", response.headers["x-request-id"])
         assert line["request_id"] == response.headers["x-request-id"]
 
     def test_unauthenticated_request_has_no_user(
