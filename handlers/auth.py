@@ -22,6 +22,7 @@ from handlers.problems import ForbiddenUser, InvalidToken
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 LEEWAY_SECONDS = 30
 REQUIRED_CLAIMS = ("sub", "exp")
+VERIFIED_TOKENS_KEPT = 4096
 
 # The first matching class names the reason; subclasses come before their bases.
 REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
@@ -48,6 +49,14 @@ class _Check:
     key: str | jwt.PyJWK
     algorithm: str
     rules: ClaimRules
+    kid: str | None = None
+
+
+@dataclass(frozen=True)
+class _Verified:
+    claims: dict[str, Any]
+    until: float  # when `exp`, with the leeway, stops the token
+    kid: str | None  # the JWKS key that verified it; None for the shared secret
 
 
 class TokenVerifier:
@@ -63,16 +72,36 @@ class TokenVerifier:
         self._jwks = jwks
         self._secret_rules = secret_rules
         self._jwks_rules = jwks_rules
+        # A frontend sends the same token for minutes: verifying it once per lifetime
+        # saves a signature check per request (an eighth of a list request's CPU).
+        self._verified: dict[str, _Verified] = {}
 
     async def verify(self, token: str) -> dict[str, Any]:
+        known = self._verified.get(token)
+        if known is not None and self._still_valid(known):
+            return known.claims
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise InvalidToken("The token is malformed.") from None
-        claims = _decode(token, await self._check_for(header))
+        check = await self._check_for(header)
+        claims = _decode(token, check)
         if not isinstance(claims["sub"], str) or not claims["sub"]:
             raise InvalidToken("The token's 'sub' claim is not a user id.")
+        self._remember(token, _Verified(claims, claims["exp"] + LEEWAY_SECONDS, check.kid))
         return claims
+
+    def _still_valid(self, known: _Verified) -> bool:
+        """As valid as a fresh check would find it: not expired, and for a JWKS token,
+        its key still published in a JWKS that is not stale."""
+        if time.time() >= known.until:
+            return False
+        return known.kid is None or (self._jwks is not None and self._jwks.publishes(known.kid))
+
+    def _remember(self, token: str, verified: _Verified) -> None:
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            del self._verified[next(iter(self._verified))]  # the oldest entry
+        self._verified[token] = verified
 
     async def _check_for(self, header: dict[str, Any]) -> _Check:
         algorithm = header.get("alg")
@@ -84,7 +113,7 @@ class TokenVerifier:
                 raise InvalidToken("The token names no signing key ('kid').")
             key = await self._jwks.key(kid)
             # The key's own algorithm, never the header's: a mismatch fails in decode.
-            return _Check(key, key.algorithm_name, self._jwks_rules)
+            return _Check(key, key.algorithm_name, self._jwks_rules, kid)
         raise InvalidToken("The token's signing algorithm is not accepted.")
 
     def mint(self, user_id: str, ttl_seconds: int) -> str:

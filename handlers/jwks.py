@@ -61,6 +61,10 @@ class JwksCache:
             raise ServiceUnavailable(UNREACHABLE)
         raise InvalidToken("The token's signing key is not published by the auth server.")
 
+    def publishes(self, kid: str) -> bool:
+        """Whether `kid` is in the JWKS as last fetched, and that fetch is still fresh."""
+        return kid in self._keys and not self._stale()
+
     def _stale(self) -> bool:
         return self._fetched_at is None or time.monotonic() - self._fetched_at >= self._max_age
 

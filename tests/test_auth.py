@@ -106,6 +106,28 @@ class TestAuthentication:
 
         assert call(client, user_id, token).status_code == 200
 
+    def test_a_token_accepted_before_is_refused_once_it_expires(
+        self, client: TestClient, user_id: str
+    ) -> None:
+        # Two seconds from the end of the leeway: accepted now (and remembered), not later.
+        token = sign(valid_claims(user_id, exp=int(time.time()) - 28))
+        assert call(client, user_id, token).status_code == 200
+
+        time.sleep(3)
+
+        response = call(client, user_id, token)
+        assert_unauthorized(response)
+        assert response.json()["detail"] == "The token has expired."
+
+    def test_a_token_accepted_before_is_still_checked_for_its_owner(
+        self, api: Api, other_api: Api
+    ) -> None:
+        assert api.list().status_code == 200
+
+        response = api.client.get(f"/api/{other_api.user_id}/tasks", headers=api.headers)
+
+        assert_problem(response, 403)
+
     @pytest.mark.parametrize("claim", ["nbf", "iat"])
     def test_401_when_not_valid_yet(self, client: TestClient, user_id: str, claim: str) -> None:
         token = sign(valid_claims(user_id, **{claim: int(time.time()) + 120}))
