@@ -27,6 +27,7 @@ from sqlalchemy import create_engine, text
 
 from db.migrate import upgrade
 from handlers.auth import TokenVerifier
+from tests.bench.profile import summarise
 from tests.postgres import PostgresServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -352,6 +353,8 @@ def main() -> None:
     finally:
         bench.close()
     print_table(runs)
+    if args.profile:
+        print(summarise(args.profile))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps([asdict(run) for run in runs], indent=2))
     print(f"figures written to {args.out}")
