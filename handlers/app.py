@@ -95,6 +95,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         CONTRACT,
         resolver=SnakeCaseResolver(),
         validate_responses=settings.validate_responses,
+        # An unknown query parameter is a 422 like any other value the contract refuses,
+        # rather than silently ignored (a misspelt `?stauts=` would list everything).
+        strict_validation=True,
         swagger_ui_options=SwaggerUIOptions(
             swagger_ui_path="/api/ui", spec_path="/api/openapi.json"
         ),

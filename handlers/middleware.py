@@ -1,7 +1,9 @@
 """ASGI middleware the app adds around Connexion's own stack."""
 
 import json
+import re
 import time
+from collections import defaultdict
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,9 @@ import starlette.convertors
 import yaml
 from connexion.middleware.routing import RoutingMiddleware
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handlers.problems import HeadTooLarge, PayloadTooLarge, RequestTimeout
@@ -156,6 +160,26 @@ class _AnySegmentInteger(starlette.convertors.Convertor[Any]):
         return str(value)
 
 
+class _MethodNotAllowed:
+    """405 naming every method of the path, not only those of the first route that matched it."""
+
+    def __init__(self, methods: set[str]) -> None:
+        self.allow = ", ".join(sorted(methods))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise HTTPException(status_code=405, headers={"Allow": self.allow})
+
+
+def _add_method_not_allowed_routes(routes: list[Any]) -> None:
+    # Connexion adds one route per operation, and Starlette's 405 lists only the methods of the
+    # first route whose path matches. A last, any-method route per path answers the rest.
+    methods: defaultdict[str, set[str]] = defaultdict(set)
+    for route in routes:
+        if isinstance(route, Route) and route.methods:
+            methods[route.path] |= route.methods
+    routes.extend(Route(path, _MethodNotAllowed(allowed)) for path, allowed in methods.items())
+
+
 def any_segment_routing(routing: type[RoutingMiddleware]) -> type[RoutingMiddleware]:
     """Connexion routes integer path parameters with a digits-only converter, so
     `/tasks/abc` would be a 404 although the contract promises 422 for a bad id."""
@@ -164,5 +188,14 @@ def any_segment_routing(routing: type[RoutingMiddleware]) -> type[RoutingMiddlew
         def __init__(self, app: ASGIApp) -> None:
             super().__init__(app)
             starlette.convertors.register_url_convertor("int", _AnySegmentInteger())
+
+        def add_api(self, *args: Any, **kwargs: Any) -> None:
+            super().add_api(*args, **kwargs)
+            mount = self.router.routes[-1]
+            assert isinstance(mount, Mount)
+            # Starlette's mount pattern ends in `.*`, so a path holding a newline (%0A) would
+            # match no operation at all: a 404 instead of the 403 or 422 the contract promises.
+            mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+            _add_method_not_allowed_routes(mount.routes)
 
     return AnySegmentRouting

@@ -75,6 +75,9 @@ class JsonBodyValidator(JSONRequestBodyValidator):
             raise BadRequestProblem(detail="Request body is nested too deeply.") from None
         except ValueError as error:
             raise BadRequestProblem(detail=f"Request body is not valid JSON: {error}") from None
+        if body is None and not self._nullable:
+            # A JSON `null` is a body, not a missing one, so the schema judges it.
+            self._check_schema(body)
         return body
 
     def _validate(self, body: t.Any) -> None:
@@ -82,6 +85,9 @@ class JsonBodyValidator(JSONRequestBodyValidator):
             if self._body_required:
                 raise BadRequestProblem(detail="A request body is required.")
             return
+        self._check_schema(body)
+
+    def _check_schema(self, body: t.Any) -> None:
         error = best_match(compiled(self._schema).iter_errors(body))
         if error is not None:
             where = "/".join(str(part) for part in error.absolute_path) or "body"
