@@ -15,7 +15,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install run test quick lint postgres chromium wrk bench bench-scale clean
+.PHONY: help install run test quick fuzz contract-test lint postgres chromium wrk bench bench-scale clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -70,6 +70,17 @@ chromium: ## install Debian's Chromium for the Swagger console test when it is m
 
 test: lint postgres chromium ## the whole suite, on SQLite and a throwaway PostgreSQL
 	$(BIN)/pytest
+
+fuzz: install postgres ## the contract suite with ten times the examples, on both databases
+	CONTRACT_SCALE=10 $(BIN)/pytest -q tests/test_contract_fuzz.py
+
+# The token goes through the environment so that make never echoes it.
+contract-test: install ## Schemathesis against a running server: make contract-test URL=... TOKEN=... USER_ID=...
+	@if [ -z "$(URL)" ] || [ -z "$(TOKEN)" ] || [ -z "$(USER_ID)" ]; then \
+	  echo "usage: make contract-test URL=http://127.0.0.1:8000 TOKEN=<bearer token> USER_ID=<its sub>"; \
+	  exit 2; fi
+	@export CONTRACT_TOKEN='$(TOKEN)' CONTRACT_USER_ID='$(USER_ID)' SCHEMATHESIS_HOOKS=tests.contract_hooks; \
+	  $(BIN)/st run '$(URL)/api/openapi.json' --header "Authorization: Bearer $$CONTRACT_TOKEN"
 
 quick: install $(CLIENTS)/node_modules/.installed chromium ## the inner loop: lint, then the suite on SQLite only, stop at the first failure
 	$(BIN)/ruff check .

@@ -1,6 +1,7 @@
 """Fixtures: one app per database engine for the whole session, a fresh user per test."""
 
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -159,3 +160,20 @@ def client_with(engine: Engine) -> Callable[..., TestClient]:
         return client
 
     return make
+
+
+CASE_COUNTS = pytest.StashKey[Counter[str]]()
+
+
+@pytest.fixture(scope="session")
+def case_counts(request: pytest.FixtureRequest) -> Counter[str]:
+    """Generated cases per backend and Schemathesis phase, printed after the run."""
+    return request.config.stash.setdefault(CASE_COUNTS, Counter())
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    counts = config.stash.get(CASE_COUNTS, None)
+    if counts:
+        terminalreporter.section("contract fuzzing: generated cases")
+        for name, count in sorted(counts.items()):
+            terminalreporter.write_line(f"{name:<32} {count:>7}")
