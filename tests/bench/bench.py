@@ -25,7 +25,6 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from db.migrate import upgrade
 from handlers.auth import TokenVerifier
 from tests.bench.profile import summarise
 from tests.postgres import PostgresServer, free_port
@@ -96,9 +95,18 @@ def rss_mib(pids: list[int]) -> float:
 
 class Bench:
     def __init__(
-        self, workers: int, duration: int, server_cpus: str, load_cpus: str, profile: Path | None
+        self,
+        workers: int,
+        duration: int,
+        server_cpus: str,
+        load_cpus: str,
+        profile: Path | None,
+        source: Path = ROOT,
+        bare: bool = False,
     ) -> None:
         self.profile = profile
+        self.source = source
+        self.bare = bare
         self.workers = workers
         self.duration = duration
         self.server_cpus = server_cpus
@@ -132,20 +140,19 @@ class Bench:
     @contextmanager
     def server(self, database_url: str) -> Iterator[tuple[int, int]]:
         port = free_port()
-        env = {
-            "PATH": os.environ["PATH"],
-            "DATABASE_URL": database_url,
-            "BETTER_AUTH_SECRET": SECRET,
-            "LOG_LEVEL": "warning",
-        }
-        command = [
-            str(ROOT / ".venv/bin/todo-api"),
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(self.workers),
-        ]
+        command = self.todo_api("serve", "--port", str(port), "--workers", str(self.workers))
+        if self.bare:
+            command = [
+                str(ROOT / ".venv/bin/uvicorn"),
+                "tests.bench.bare.app:create_app",
+                "--factory",
+                "--port",
+                str(port),
+                "--http",
+                "h11",
+                "--log-level",
+                "warning",
+            ]
         if self.profile:
             command = [
                 str(ROOT / ".venv/bin/py-spy"),
@@ -163,7 +170,9 @@ class Bench:
         if self.server_cpus:
             command = ["taskset", "-c", self.server_cpus, *command]
         log = (self.folder / f"server-{port}.log").open("w")
-        process = subprocess.Popen(command, cwd=self.folder, env=env, stdout=log, stderr=log)
+        process = subprocess.Popen(
+            command, cwd=self.folder, env=self.env(database_url), stdout=log, stderr=log
+        )
         try:
             wait_ready(f"http://127.0.0.1:{port}", time.monotonic() + 60)
             yield process.pid, port
@@ -173,10 +182,31 @@ class Bench:
             process.wait(timeout=60)
             log.close()
 
+    def todo_api(self, *args: str) -> list[str]:
+        return [str(ROOT / ".venv/bin/python"), "-m", "handlers.cli", *args]
+
+    def env(self, database_url: str) -> dict[str, str]:
+        """The server's environment: production defaults, the code under `self.source`."""
+        return {
+            "PATH": os.environ["PATH"],
+            "PYTHONPATH": str(self.source),
+            "DATABASE_URL": database_url,
+            "BETTER_AUTH_SECRET": SECRET,
+        }
+
+    def migrate(self, database_url: str) -> None:
+        subprocess.run(
+            self.todo_api("migrate"),
+            cwd=self.folder,
+            env=self.env(database_url),
+            check=True,
+            capture_output=True,
+        )
+
     def seed(self, users: int, tasks_per_user: int) -> dict[str, list[int]]:
         """Create the rows through the API, then keep them as the template `bench_seed`."""
         url = self.reset_from("template0")
-        upgrade(url)
+        self.migrate(url)
         owned: dict[str, list[int]] = {}
         with (
             self.server(url) as (_, port),
@@ -190,6 +220,12 @@ class Bench:
         self.sql("DROP DATABASE IF EXISTS bench_seed")
         self.sql("CREATE DATABASE bench_seed TEMPLATE bench")
         return owned
+
+    def measure_bare(self) -> list[Run]:
+        """The framework alone: authenticated GETs answered from memory."""
+        data = self.write_data({f"bare-user-{u:03d}": list(range(1, 201)) for u in range(50)})
+        with self.server("") as (pid, port):
+            return [self.measure_on(pid, port, "get", data)]
 
     def write_data(self, owned: dict[str, list[int]]) -> Path:
         verifier = TokenVerifier(SECRET)
@@ -247,7 +283,8 @@ class Bench:
 def wait_ready(base: str, deadline: float) -> None:
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+            # The bare calibration app has no /ready: its 404 says it is serving.
+            if httpx.get(f"{base}/ready", timeout=2).status_code in (200, 404):
                 return
         except httpx.TransportError:
             pass
@@ -341,17 +378,42 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="record the measured runs with py-spy into this file"
     )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=ROOT,
+        help="serve the code of this folder (e.g. a worktree of an earlier commit)",
+    )
+    parser.add_argument(
+        "--bare", action="store_true", help="calibrate: a bare Connexion app, no database"
+    )
     args = parser.parse_args()
 
-    bench = Bench(args.workers, args.duration, args.server_cpus, args.load_cpus, args.profile)
+    bench = Bench(
+        args.workers,
+        args.duration,
+        args.server_cpus,
+        args.load_cpus,
+        args.profile,
+        args.source,
+        args.bare,
+    )
     try:
-        started = time.monotonic()
-        owned = bench.seed(args.users, args.tasks_per_user)
-        print(f"seeded {sum(map(len, owned.values()))} tasks in {time.monotonic() - started:.0f} s")
-        data = bench.write_data(owned)
-        runs = [bench.measure(mode, "bench_seed", data) for mode in args.modes.split(",")]
+        runs = bench.measure_bare() if args.bare else seed_and_measure(bench, args)
     finally:
         bench.close()
+    report(runs, args)
+
+
+def seed_and_measure(bench: Bench, args: argparse.Namespace) -> list[Run]:
+    started = time.monotonic()
+    owned = bench.seed(args.users, args.tasks_per_user)
+    print(f"seeded {sum(map(len, owned.values()))} tasks in {time.monotonic() - started:.0f} s")
+    data = bench.write_data(owned)
+    return [bench.measure(mode, "bench_seed", data) for mode in args.modes.split(",")]
+
+
+def report(runs: list[Run], args: argparse.Namespace) -> None:
     print_table(runs)
     if args.profile:
         print(summarise(args.profile))

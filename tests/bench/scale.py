@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 
-from db.migrate import upgrade
 from handlers.auth import TokenVerifier
 from tests.bench.bench import ROOT, SECRET, Bench, Run, print_table
 
@@ -97,7 +96,7 @@ def main() -> None:
     found: dict[str, str] = {}
     try:
         url = bench.reset_from("template0")
-        upgrade(url)
+        bench.migrate(url)
         add_rows(bench, f"'{TARGET}'", 1, 200)
         add_rows(bench, "'other-' || (g % 20000)", 1, 10_000)
         target = data_for(bench, TARGET)
