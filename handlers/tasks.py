@@ -4,10 +4,10 @@ parameter and body against the contract before these run."""
 from typing import Any
 
 from connexion import NoContent
+from sqlalchemy import Row
 
 from db import tasks
 from db.engine import transaction
-from db.models import Task
 from handlers.problems import NotFound
 from handlers.responses import json_body
 
@@ -71,7 +71,7 @@ def complete_task(user_id: str, task_id: int, body: Body | None = None) -> Respo
         return json_body(tasks.to_dict(_found(task, task_id)))
 
 
-def _found(task: Task | None, task_id: int) -> Task:
+def _found(task: Row[Any] | None, task_id: int) -> Row[Any]:
     if task is None:
         raise _not_found(task_id)
     return task

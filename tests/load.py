@@ -11,10 +11,9 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine, select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
-from db.models import Task
-from db.tasks import to_dict
+from db.tasks import TASKS, to_dict
 from handlers.auth import TokenVerifier
 
 PAUSE_SECONDS = 0.02  # between one thread's requests: bounded load, not a benchmark
@@ -129,9 +128,9 @@ def assert_database_matches(engine: Engine, worker: Worker) -> None:
     """Every acknowledged task is stored exactly as last answered; no other task exists
     unless its create got no answer at all."""
     with Session(engine) as session:
-        query = select(Task).where(col(Task.user_id) == worker.user_id)
+        query = select(*TASKS.columns).where(TASKS.c.user_id == worker.user_id)
         rows: dict[int, dict[str, Any]] = {
-            body["id"]: body for body in map(to_dict, session.scalars(query))
+            body["id"]: body for body in map(to_dict, session.execute(query))
         }
     for task_id, body in worker.acknowledged.items():
         assert task_id in rows, f"task {task_id} was acknowledged but is not stored"
