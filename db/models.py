@@ -17,7 +17,6 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel, col
 
-PRIORITIES = ("low", "medium", "high")
 PRIORITY_RANK = "CASE priority WHEN 'low' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END"
 
 

@@ -110,8 +110,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             swagger_ui_path="/api/ui", spec_path="/api/openapi.json"
         ),
     )
+    text = CONTRACT.read_text(encoding="utf-8")
+    contract = yaml.safe_load(text)
     app.add_middleware(
-        ServeContract, position=MiddlewarePosition.BEFORE_SWAGGER, spec_path=CONTRACT
+        ServeContract, position=MiddlewarePosition.BEFORE_SWAGGER, contract=contract, text=text
     )
     app.add_middleware(
         BindContext,
@@ -123,16 +125,17 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         position=MiddlewarePosition.BEFORE_VALIDATION,
         timeout_seconds=settings.request_body_timeout,
     )
-    _add_operations_middleware(app, settings)
+    _add_operations_middleware(app, settings, _operation_paths(contract))
     app.add_error_handler(Unauthorized, _unauthorized)
     for error in DATABASE_UNAVAILABLE:
         app.add_error_handler(error, _database_unavailable)
     return app
 
 
-def _add_operations_middleware(app: AsyncApp, settings: Settings) -> None:
+def _add_operations_middleware(
+    app: AsyncApp, settings: Settings, operations: dict[str, tuple[str, str]]
+) -> None:
     """Request logs, CORS, head limits and the JSON default for an untyped body."""
-    operations = _operation_paths(yaml.safe_load(CONTRACT.read_text(encoding="utf-8")))
     # Each insertion goes just outside the exception middleware, so the first added is
     # outermost: the request log sees every answer, a CORS preflight's included.
     app.add_middleware(

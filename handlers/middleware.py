@@ -5,12 +5,10 @@ import re
 import time
 from collections import defaultdict
 from contextvars import ContextVar
-from pathlib import Path
 from typing import Any
 
 import anyio
 import starlette.convertors
-import yaml
 from connexion.middleware.routing import RoutingMiddleware
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -111,14 +109,15 @@ class ServeContract:
     """Serve the contract as written. Connexion serves a copy with every `$ref`
     inlined, which makes generated clients lose their type names."""
 
-    def __init__(self, app: ASGIApp, spec_path: Path, url_prefix: str = "/api") -> None:
+    def __init__(
+        self, app: ASGIApp, contract: dict[str, Any], text: str, url_prefix: str = "/api"
+    ) -> None:
         self.app = app
-        document = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
         self.routes = {
             f"{url_prefix}/openapi.json": Response(
-                json.dumps(document), media_type="application/json"
+                json.dumps(contract), media_type="application/json"
             ),
-            f"{url_prefix}/openapi.yaml": Response(spec_path.read_bytes(), media_type="text/yaml"),
+            f"{url_prefix}/openapi.yaml": Response(text, media_type="text/yaml"),
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
