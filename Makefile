@@ -8,14 +8,14 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
-CLIENTS := tests/clients
+CLIENTS := tests/consumers/clients
 NODE_BIN := $(CLIENTS)/node_modules/.bin
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install run test quick fuzz contract-test lint postgres chromium wrk bench bench-scale clean
+.PHONY: help install run test quick fuzz contract-test lint postgres chromium wrk bench bench-scale migration clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -72,20 +72,21 @@ test: lint postgres chromium ## the whole suite, on SQLite and a throwaway Postg
 	$(BIN)/pytest
 
 fuzz: install postgres ## the contract suite with ten times the examples, on both databases
-	CONTRACT_SCALE=10 $(BIN)/pytest -q tests/test_contract_fuzz.py
+	CONTRACT_SCALE=10 $(BIN)/pytest -q tests/contract
 
 # The token goes through the environment so that make never echoes it.
 contract-test: install ## Schemathesis against a running server: make contract-test URL=... TOKEN=... USER_ID=...
 	@if [ -z "$(URL)" ] || [ -z "$(TOKEN)" ] || [ -z "$(USER_ID)" ]; then \
 	  echo "usage: make contract-test URL=http://127.0.0.1:8000 TOKEN=<bearer token> USER_ID=<its sub>"; \
 	  exit 2; fi
-	@export CONTRACT_TOKEN='$(TOKEN)' CONTRACT_USER_ID='$(USER_ID)' SCHEMATHESIS_HOOKS=tests.contract_hooks; \
+	@export CONTRACT_TOKEN='$(TOKEN)' CONTRACT_USER_ID='$(USER_ID)' SCHEMATHESIS_HOOKS=tests.support.contract_hooks; \
 	  $(BIN)/st run '$(URL)/api/openapi.json' --header "Authorization: Bearer $$CONTRACT_TOKEN"
 
-quick: install $(CLIENTS)/node_modules/.installed chromium ## the inner loop: lint, then the suite on SQLite only, stop at the first failure
+# The in-process tiers only: no PostgreSQL, Node or Chromium needed.
+quick: install ## the inner loop: ruff, mypy, then the in-process tiers on SQLite, stop at the first failure
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest -x -q -m "not postgresql"
+	$(BIN)/pytest -x -q -m "not postgresql" tests/api tests/db tests/contract
 
 wrk:
 	@command -v wrk >/dev/null || { apt-get update -qq && \
@@ -97,5 +98,9 @@ bench: install postgres wrk ## load test on PostgreSQL with wrk (BENCH_ARGS="--m
 bench-scale: install postgres wrk ## list latency at 10^4 and 10^6 rows, a 10k-task user, and the plans
 	$(BIN)/python -m tests.bench.scale $(BENCH_ARGS)
 
+migration: install ## write the next migration by autogenerate: make migration MESSAGE="add tags"
+	@if [ -z "$(MESSAGE)" ]; then echo 'usage: make migration MESSAGE="what it changes"'; exit 2; fi
+	$(BIN)/python -m db.migrate "$(MESSAGE)"
+
 clean: ## remove the environments and local databases
-	rm -rf $(VENV) $(TOOLS) $(CLIENTS)/node_modules $(CLIENTS)/generated $(CLIENTS)/build tasks.db tasks.db-wal tasks.db-shm .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) $(CLIENTS)/node_modules tests/consumers/interop/node_modules $(CLIENTS)/generated $(CLIENTS)/build tasks.db tasks.db-wal tasks.db-shm .mypy_cache .ruff_cache .pytest_cache

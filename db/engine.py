@@ -21,6 +21,15 @@ DEFAULT_DATABASE_URL = "sqlite:///./tasks.db"
 PING_AFTER_IDLE_SECONDS = 1.0
 log = logging.getLogger(__name__)
 
+# Errors that mean "the database cannot be reached now", not "this request is wrong":
+# the app answers them with 503, and start-up waits them out.
+DATABASE_UNAVAILABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+)
+
 # Set per request by the app, so two apps (SQLite and PostgreSQL) can live in one process.
 current_engine: ContextVar[Engine] = ContextVar("current_engine")
 

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import text
 
 from db.engine import transaction
-from handlers.responses import json_body
+from service.responses import json_body
 
 OK = {"status": "ok"}
 

@@ -8,8 +8,8 @@ from sqlalchemy import Row
 
 from db import tasks
 from db.engine import transaction
-from handlers.problems import NotFound
-from handlers.responses import json_body
+from service.problems import NotFound
+from service.responses import json_body
 
 Body = dict[str, Any]
 Response = tuple[Any, int, dict[str, str]]

@@ -3,7 +3,6 @@
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,14 +13,13 @@ from starlette.testclient import TestClient
 
 from db.engine import make_engine
 from db.migrate import upgrade
-from handlers.app import create_app
-from handlers.auth import TokenVerifier
-from handlers.config import Settings
-from tests.live_server import LiveServer
-from tests.postgres import PostgresServer
+from service.app import create_app
+from service.settings import Settings
+from service.tokens import TokenVerifier
+from tests.support.api import SECRET, Api
+from tests.support.postgres import PostgresServer
+from tests.support.server import ServerProcess
 
-# Long enough for HS512 (RFC 7518 §3.2 wants a key as long as the hash).
-SECRET = "test-secret-" + "0123456789abcdef" * 4
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
 
 
@@ -68,8 +66,14 @@ def _no_server_errors(response: httpx.Response) -> None:
 @pytest.fixture(scope="session")
 def live_server(
     settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    server = LiveServer(settings.database_url, SECRET, tmp_path_factory.mktemp("live") / "log")
+) -> Iterator[ServerProcess]:
+    env = {
+        "DATABASE_URL": settings.database_url,
+        "BETTER_AUTH_SECRET": SECRET,
+        # Every answer the clients see is checked against the contract, as in the suite.
+        "VALIDATE_RESPONSES": "true",
+    }
+    server = ServerProcess(env, tmp_path_factory.mktemp("live"))
     server.start()
     yield server
     server.stop()
@@ -97,33 +101,6 @@ def user_id() -> str:
     return f"user-{uuid.uuid4().hex[:12]}"
 
 
-class Api:
-    """A signed-in user's view of the API: paths and the bearer header filled in."""
-
-    def __init__(self, client: TestClient, user_id: str, token: str) -> None:
-        self.client = client
-        self.user_id = user_id
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    def request(self, method: str, path: str = "", **kwargs: Any) -> httpx.Response:
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        url = f"/api/{self.user_id}/tasks{path}"
-        response: httpx.Response = self.client.request(method, url, headers=headers, **kwargs)
-        return response
-
-    def create(self, **fields: Any) -> dict[str, Any]:
-        response = self.request("POST", json={"title": "A task", **fields})
-        assert response.status_code == 201, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def get(self, task_id: int) -> httpx.Response:
-        return self.request("GET", f"/{task_id}")
-
-    def list(self, **params: Any) -> httpx.Response:
-        return self.request("GET", params=params)
-
-
 @pytest.fixture
 def api(client: TestClient, user_id: str, token_for: Callable[..., str]) -> Api:
     return Api(client, user_id, token_for(user_id))
@@ -133,12 +110,6 @@ def api(client: TestClient, user_id: str, token_for: Callable[..., str]) -> Api:
 def other_api(client: TestClient, token_for: Callable[..., str]) -> Api:
     other = f"user-{uuid.uuid4().hex[:12]}"
     return Api(client, other, token_for(other))
-
-
-ROOT = Path(__file__).resolve().parent.parent
-CONTRACT = ROOT / "openapi" / "tasks.yaml"
-# Screenshots and other evidence a run leaves behind for people to look at (git-ignored).
-ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
 @pytest.fixture(scope="session")

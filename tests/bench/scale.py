@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from handlers.auth import TokenVerifier
+from service.tokens import TokenVerifier
 from tests.bench.bench import ROOT, SECRET, Bench, Run, print_table
 
 TARGET, HEAVY = "scale-user", "heavy-user"

@@ -1,0 +1,174 @@
+"""The composition root: `create_app()` builds the engine, loads the contract and
+wires errors and middleware. Nothing connects to anything at import time."""
+
+import copy
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import anyio.to_thread
+from connexion import AsyncApp
+from connexion.exceptions import Unauthorized
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+from connexion.problem import problem
+from sqlalchemy import Engine
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from db.engine import DATABASE_UNAVAILABLE, current_engine, make_engine
+from service.contract import load_contract
+from service.limits import BodySizeLimit, HeadSizeLimit
+from service.logs import REQUEST_ID_HEADER, RequestLog
+from service.patches.content import DefaultContentType, ServeContract
+from service.patches.routing import middlewares_with_contract_routing
+from service.patches.signatures import BearerHandler, SnakeCaseResolver, handler_name
+from service.patches.validation import VALIDATOR_MAP
+from service.problems import ServiceUnavailable
+from service.settings import Settings
+from service.tokens import current_verifier, verifier_from
+
+log = logging.getLogger(__name__)
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> AsyncApp:
+    settings = settings or Settings()
+    verifier = verifier_from(settings)
+    engine = engine or make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        connect_timeout=settings.db_connect_timeout,
+        statement_timeout=settings.db_statement_timeout,
+    )
+
+    contract, text = load_contract()
+    app = AsyncApp(
+        __name__,
+        middlewares=middlewares_with_contract_routing(ConnexionMiddleware.default_middlewares),
+        validator_map=VALIDATOR_MAP,
+        security_map={"bearer": BearerHandler},
+        lifespan=_lifespan(engine, settings.threads),
+    )
+    app.add_api(
+        copy.deepcopy(contract),
+        resolver=SnakeCaseResolver(),
+        validate_responses=settings.validate_responses,
+        # An unknown query parameter is a 422 like any other value the contract refuses,
+        # rather than silently ignored (a misspelt `?stauts=` would list everything).
+        strict_validation=True,
+        swagger_ui_options=SwaggerUIOptions(
+            swagger_ui_path="/api/ui", spec_path="/api/openapi.json"
+        ),
+    )
+    app.add_middleware(
+        ServeContract, position=MiddlewarePosition.BEFORE_SWAGGER, contract=contract, text=text
+    )
+    app.add_middleware(
+        BindContext,
+        position=MiddlewarePosition.BEFORE_SECURITY,
+        bindings={current_engine: engine, current_verifier: verifier},
+    )
+    app.add_middleware(
+        BodySizeLimit,
+        position=MiddlewarePosition.BEFORE_VALIDATION,
+        timeout_seconds=settings.request_body_timeout,
+    )
+    _add_operations_middleware(app, settings, _operation_paths(contract))
+    app.add_error_handler(Unauthorized, _unauthorized)
+    for error in DATABASE_UNAVAILABLE:
+        app.add_error_handler(error, _database_unavailable)
+    return app
+
+
+def _add_operations_middleware(
+    app: AsyncApp, settings: Settings, operations: dict[str, tuple[str, str]]
+) -> None:
+    """Request logs, CORS, head limits and the JSON default for an untyped body."""
+    # Each insertion goes just outside the exception middleware, so the first added is
+    # outermost: the request log sees every answer, a CORS preflight's included.
+    app.add_middleware(
+        RequestLog,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        routes={name: path for name, (path, _) in operations.items()},
+    )
+    if settings.allowed_origins:
+        _allow_cross_origin(app, settings.allowed_origins, operations)
+    app.add_middleware(HeadSizeLimit, position=MiddlewarePosition.BEFORE_SWAGGER)
+    app.add_middleware(DefaultContentType, position=MiddlewarePosition.BEFORE_VALIDATION)
+
+
+def _lifespan(engine: Engine, threads: int) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        # Connexion runs sync handlers on anyio's default thread limiter (40 threads);
+        # size it to the connection pool so waiting happens here, not in the pool.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        log.info("serving with %d worker threads", threads)
+        try:
+            yield
+        finally:
+            engine.dispose()
+            log.info("database connections closed")
+
+    return lifespan
+
+
+def _operation_paths(contract: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """handler name -> (path template, HTTP method), as the contract declares them."""
+    return {
+        handler_name(operation["x-openapi-router-controller"], operation["operationId"]): (
+            path,
+            method.upper(),
+        )
+        for path, item in contract["paths"].items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+    }
+
+
+def _allow_cross_origin(
+    app: AsyncApp, origins: list[str], operations: dict[str, tuple[str, str]]
+) -> None:
+    app.add_middleware(
+        CORSMiddleware,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        allow_origins=origins,
+        allow_methods=sorted({method for _, method in operations.values()}),
+        allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
+        expose_headers=["Location", "X-Total-Count", "Retry-After", REQUEST_ID_HEADER],
+        max_age=600,
+    )
+
+
+def _unauthorized(_request: ConnexionRequest, error: Unauthorized) -> ConnexionResponse:
+    # Connexion's own 401s (no or non-bearer Authorization header) carry no challenge.
+    headers = getattr(error, "headers", None) or {"WWW-Authenticate": "Bearer"}
+    return problem(status=401, title="Unauthorized", detail=error.detail, headers=headers)
+
+
+def _database_unavailable(_request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    log.warning("database unavailable: %s", type(error).__name__)
+    return ServiceUnavailable().to_problem()
+
+
+class BindContext:
+    """Bind per-app objects (the engine, the token verifier) to each request's context, so
+    two apps (SQLite and PostgreSQL) can live in one process."""
+
+    def __init__(self, app: ASGIApp, bindings: dict[ContextVar[Any], Any]) -> None:
+        self.app = app
+        self.bindings = bindings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tokens = [var.set(value) for var, value in self.bindings.items()]
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            for var, token in zip(self.bindings, tokens, strict=True):
+                var.reset(token)

@@ -1,0 +1,112 @@
+"""`todo-api`: serve the API, apply migrations, mint a token for manual checks."""
+
+import argparse
+import logging
+import logging.config
+import sys
+from typing import Any
+
+import uvicorn
+from pydantic import ValidationError
+
+from db.migrate import upgrade
+from service.logs import logging_config
+from service.settings import Settings
+from service.startup import StartupError, prepare_database
+from service.tokens import verifier_from
+
+# h11 enforces a documented limit on a request's line and headers; httptools has none.
+MAX_REQUEST_HEAD_BYTES = 16 * 1024
+log = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    settings = _load_settings()
+    if args.command == "serve":
+        _serve(settings, args)
+    elif args.command == "migrate":
+        upgrade(settings.database_url)
+        print("Database is at the latest migration.")
+    elif args.command == "token":
+        _token(settings, args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="todo-api", description="The Tasks API.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the API (defaults from HOST, PORT, WORKERS)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    commands.add_parser("migrate", help="apply the database migrations (alembic upgrade head)")
+    token = commands.add_parser("token", help="print a short-lived HS256 token for USER_ID")
+    token.add_argument("user_id")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    return parser
+
+
+def _load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        # Name the variable and the rule, never the value: it may be a secret.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors()
+        )
+        sys.exit(f"Invalid configuration: {problems}")
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> None:
+    if settings.better_auth_secret is None:
+        sys.exit("`todo-api token` mints HS256 tokens: set BETTER_AUTH_SECRET.")
+    print(verifier_from(settings).mint(args.user_id, args.ttl))
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    settings.require_auth()
+    log_config = logging_config(settings.log_level)
+    logging.config.dictConfig(log_config)
+    try:
+        prepare_database(settings)
+    except StartupError as error:
+        log.critical("cannot start: %s", error)
+        sys.exit(1)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    base = f"http://{host}:{port}"
+    print(
+        f"Tasks API on {base}\n"
+        f"  Swagger console: {base}/api/ui/\n"
+        f"  Contract:        {base}/api/openapi.json\n"
+        f"  A token for the console or curl: {sys.argv[0]} token <user_id>",
+        flush=True,
+    )
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers or settings.workers,
+        log_level=settings.log_level,
+        **_server_limits(settings),
+        log_config=log_config,
+    )
+
+
+def _server_limits(settings: Settings) -> dict[str, Any]:
+    """What bounds a client's hold on the server (see "Operating it" in the README)."""
+    return {
+        "http": "h11",
+        "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES,
+        "limit_concurrency": settings.max_connections,
+        "timeout_keep_alive": settings.keep_alive_timeout,
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
+        "lifespan": "on",
+        "access_log": False,  # service.logs.RequestLog writes one JSON line per request
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""The public keys Better Auth signs with, read from its JWKS endpoint.
+
+Fetched on the event loop without blocking it (httpx), with a total timeout, cached, and
+refetched when a token names an unknown key id (a rotation) or the cache is older than its
+maximum age — but never more often than once per refresh interval, so a flood of made-up
+key ids cannot hammer the auth server."""
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import httpx
+import jwt
+
+from service.problems import InvalidToken, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+# The algorithms Better Auth's JWT plugin signs with, and the key each one needs.
+KEY_TYPES: dict[str, tuple[str, str | None]] = {
+    "EdDSA": ("OKP", "Ed25519"),
+    "ES256": ("EC", "P-256"),
+    "ES512": ("EC", "P-521"),
+    "RS256": ("RSA", None),
+    "PS256": ("RSA", None),
+}
+ASYMMETRIC_ALGORITHMS = tuple(KEY_TYPES)
+
+UNREACHABLE = "The signing keys (JWKS) cannot be fetched from the auth server; retry shortly."
+
+
+class JwksCache:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        refresh_interval: float,
+        max_age: float,
+    ) -> None:
+        self.url = url
+        self._timeout = timeout
+        self._refresh_interval = refresh_interval
+        self._max_age = max_age
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
+        self._failing = False
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str) -> jwt.PyJWK:
+        """The key named `kid`: 401 when the auth server does not publish it, 503 when the
+        JWKS cannot be fetched and no cached key fits."""
+        if kid not in self._keys or self._stale():
+            await self._refresh()
+        found = self._keys.get(kid)
+        if found is not None:
+            return found
+        if self._failing:
+            raise ServiceUnavailable(UNREACHABLE)
+        raise InvalidToken("The token's signing key is not published by the auth server.")
+
+    def publishes(self, kid: str) -> bool:
+        """Whether `kid` is in the JWKS as last fetched, and that fetch is still fresh."""
+        return kid in self._keys and not self._stale()
+
+    def _stale(self) -> bool:
+        return self._fetched_at is None or time.monotonic() - self._fetched_at >= self._max_age
+
+    def _may_fetch(self) -> bool:
+        return (
+            self._attempted_at is None
+            or time.monotonic() - self._attempted_at >= self._refresh_interval
+        )
+
+    async def _refresh(self) -> None:
+        # One fetch at a time; whoever waited finds the fresh keys (or the rate limit).
+        async with self._lock:
+            if not self._may_fetch():
+                return
+            self._attempted_at = time.monotonic()
+            try:
+                keys = parse_jwks(await self._fetch())
+            except (httpx.HTTPError, TimeoutError, ValueError) as error:
+                # Keep serving the cached keys: a token signed by one of them is still valid.
+                log.warning("JWKS fetch from %s failed: %s", self.url, error)
+                self._failing = True
+                return
+            self._keys, self._fetched_at, self._failing = keys, time.monotonic(), False
+
+    async def _fetch(self) -> Any:
+        # A client per fetch: fetches are rare, and a pooled connection would be tied to
+        # the event loop that opened it.
+        async with (
+            asyncio.timeout(self._timeout),
+            httpx.AsyncClient(timeout=self._timeout) as client,
+        ):
+            response = await client.get(self.url, headers={"Accept": "application/json"})
+            response.raise_for_status()
+            return response.json()
+
+
+def parse_jwks(document: Any) -> dict[str, jwt.PyJWK]:
+    """The usable keys by `kid`. A key without an allowed `alg`, whose type does not fit its
+    `alg`, or meant for encryption, is left out: the algorithm is the key's, never the
+    token's choice."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError("the JWKS is not a JSON object with a 'keys' list")
+    keys = {}
+    for entry in document["keys"]:
+        key = _usable_key(entry)
+        if key is not None:
+            keys[entry["kid"]] = key
+    return keys
+
+
+def _usable_key(entry: Any) -> jwt.PyJWK | None:
+    if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
+        return None
+    algorithm = entry.get("alg")
+    expected = KEY_TYPES.get(algorithm) if isinstance(algorithm, str) else None
+    # Better Auth sets no `use`; a key marked for encryption never verifies a signature.
+    if expected != (entry.get("kty"), entry.get("crv")) or entry.get("use", "sig") != "sig":
+        log.warning("JWKS key %r skipped: unsupported alg/kty/crv/use", entry.get("kid"))
+        return None
+    try:
+        return jwt.PyJWK(entry, algorithm=algorithm)
+    except jwt.PyJWTError as error:
+        log.warning("JWKS key %r skipped: %s", entry.get("kid"), error)
+        return None

@@ -1,0 +1,35 @@
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.support.api import Api
+
+
+class TestConcurrency:
+    def test_20_concurrent_toggles_are_all_applied(self, api: Api) -> None:
+        task = api.create()
+        path = f"/{task['id']}/complete"
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            responses = list(pool.map(lambda _: api.request("PATCH", path), range(20)))
+
+        assert [r.status_code for r in responses] == [200] * 20
+        # Twenty serialized flips answer "done" and "open" ten times each; a lost
+        # update would show as one state answered twice in a row.
+        assert Counter(r.json()["completed"] for r in responses) == {True: 10, False: 10}
+        final = api.get(task["id"]).json()
+        assert final["completed"] is False
+        assert final["completed_at"] is None
+
+    def test_50_concurrent_creates_give_50_distinct_tasks(self, api: Api) -> None:
+        def create(number: int) -> int:
+            task_id: int = api.create(title=f"task {number}")["id"]
+            return task_id
+
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            created = list(pool.map(create, range(50)))
+
+        assert len(set(created)) == 50
+        listed = api.list(limit=500)
+        assert listed.headers["x-total-count"] == "50"
+        assert sorted(task["id"] for task in listed.json()) == sorted(created)
+        assert {task["title"] for task in listed.json()} == {f"task {n}" for n in range(50)}
