@@ -1,7 +1,9 @@
-"""Engine construction and the one way to get a session: `transaction()`.
+"""Engine construction and the two ways to get a session: `transaction()` and `atomic()`.
 
-Every unit of work is one SQL statement (docs/decisions/0003), so statements autocommit:
-a request costs one round trip, not BEGIN, the statement and COMMIT.
+A unit of work that is one SQL statement (docs/decisions/0003) autocommits: a request costs
+one round trip, not BEGIN, the statement and COMMIT. One that needs several statements (a
+task and its tags, a completion and the next occurrence) runs them in `atomic()`
+(docs/decisions/0004).
 """
 
 import logging
@@ -141,3 +143,32 @@ def _close(session: Session) -> None:
         session.close()
     except sa_exc.DBAPIError as error:
         log.warning("closing a session failed: %s", type(error.orig).__name__)
+
+
+@contextmanager
+def atomic() -> Iterator[Session]:
+    """A session whose statements commit together or not at all.
+
+    The engine runs in autocommit mode, so the transaction is opened by hand: on SQLite with
+    BEGIN IMMEDIATE, which takes the write lock at once (a deferred BEGIN that reads first
+    fails with "database is locked" when it later writes, instead of waiting); on PostgreSQL
+    with a plain BEGIN (READ COMMITTED) plus the row locks the statements take themselves.
+    """
+    with transaction() as session:
+        connection = session.connection()
+        sqlite = connection.dialect.name == "sqlite"
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if sqlite else "BEGIN")
+        try:
+            yield session
+        except BaseException:
+            _rollback(session)
+            raise
+        connection.exec_driver_sql("COMMIT")
+
+
+def _rollback(session: Session) -> None:
+    try:
+        session.connection().exec_driver_sql("ROLLBACK")
+    except sa_exc.DBAPIError as error:
+        # The connection is gone with its transaction; the pool discards it.
+        log.warning("rolling back failed: %s", type(error.orig).__name__)

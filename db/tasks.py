@@ -1,7 +1,9 @@
-"""Task queries. Each write is one statement filtered by id *and* owner, so a task of
-another user is indistinguishable from a missing one and concurrent changes never interleave."""
+"""Task queries. Each write is filtered by id *and* owner, so a task of another user is
+indistinguishable from a missing one. A write that is one statement autocommits; one that
+needs several (tags, a completion creating the next occurrence) runs in `db.engine.atomic()`
+and locks the task's row first, so concurrent changes never interleave."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -9,11 +11,9 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     Table,
-    case,
     delete,
     func,
     insert,
-    literal,
     or_,
     select,
     update,
@@ -21,11 +21,19 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlmodel import Session, col
 
-from db.models import Task
+from db.models import Task, TaskTag
+from db.recurrence import (
+    InvalidTaskError,
+    check_rule,
+    check_time_zone,
+    next_occurrence,
+    shift_reminder,
+    zone,
+)
 
-# Plain statements on the table, answered with rows: each change is one statement whose
-# RETURNING row is the response, so nothing here needs ORM objects or a unit of work.
+# Plain statements on the table, answered with rows: nothing here needs ORM objects.
 TASKS: Table = Task.__table__  # type: ignore[attr-defined]
+TAGS: Table = TaskTag.__table__  # type: ignore[attr-defined]
 
 SORT_COLUMNS: dict[str, Any] = {
     "created": Task.created_at,
@@ -35,13 +43,46 @@ SORT_COLUMNS: dict[str, Any] = {
     "priority": Task.priority_rank,
 }
 DESCENDING_BY_DEFAULT = {"created", "updated"}
+MAX_TAG_LENGTH = 50
+# The contract's fields a client sets directly, column for column (tags live in their table).
+PLAIN_FIELDS = (
+    "title",
+    "description",
+    "completed",
+    "priority",
+    "due_date",
+    "due_time",
+    "time_zone",
+    "remind_at",
+    "recurrence",
+    "recurrence_from",
+)
 
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
-def to_dict(task: Row[Any]) -> dict[str, Any]:
+def changed(stamp: datetime) -> dict[str, Any]:
+    """What every change to a task stamps on it: the one place to add more such columns."""
+    return {"updated_at": stamp}
+
+
+def mark_changed(session: Session, user_id: str, task_ids: Iterable[int], stamp: datetime) -> None:
+    """Stamp tasks changed by a write to another table (their tags)."""
+    ids = sorted(set(task_ids))
+    if ids:
+        session.execute(
+            update(TASKS)
+            .where(col(Task.user_id) == user_id, col(Task.id).in_(ids))
+            .values(**changed(stamp))
+        )
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def to_dict(task: Row[Any], tags: Sequence[str]) -> dict[str, Any]:
     """The response body of a task, as the contract's `Task` schema describes it."""
     return {
         "id": task.id,
@@ -54,7 +95,34 @@ def to_dict(task: Row[Any]) -> dict[str, Any]:
         "completed_at": _timestamp(task.completed_at),
         "created_at": _timestamp(task.created_at),
         "updated_at": _timestamp(task.updated_at),
+        "tags": list(tags),
+        "due_time": task.due_time,
+        "time_zone": task.time_zone,
+        "remind_at": _timestamp(task.remind_at),
+        "recurrence": task.recurrence,
+        "recurrence_from": task.recurrence_from,
+        "next_occurrence_id": task.next_occurrence_id,
     }
+
+
+def bodies(session: Session, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+    """The response bodies of rows, their tags fetched in one statement."""
+    tags = tags_of(session, [row.id for row in rows])
+    return [to_dict(row, tags.get(row.id, [])) for row in rows]
+
+
+def tags_of(session: Session, task_ids: Sequence[int]) -> dict[int, list[str]]:
+    if not task_ids:
+        return {}
+    query = (
+        select(TAGS.c.task_id, TAGS.c.name)
+        .where(TAGS.c.task_id.in_(task_ids))
+        .order_by(TAGS.c.task_id, TAGS.c.position)
+    )
+    found: dict[int, list[str]] = {}
+    for task_id, name in session.execute(query):
+        found.setdefault(task_id, []).append(name)
+    return found
 
 
 def _date(value: date | None) -> str | None:
@@ -62,40 +130,17 @@ def _date(value: date | None) -> str | None:
 
 
 def _timestamp(value: datetime | None) -> str | None:
-    if value is None:
-        return None
+    return _utc(value).isoformat() if value is not None else None
+
+
+def _utc(value: datetime) -> datetime:
     # SQLite hands back naive datetimes; everything stored is UTC.
-    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return aware.isoformat()
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _parse_date(value: str | None) -> date | None:
-    return date.fromisoformat(value) if value else None
-
-
-def create(session: Session, user_id: str, fields: Mapping[str, Any]) -> Row[Any]:
-    stamp = now()
-    completed = bool(fields.get("completed", False))
-    statement = (
-        insert(TASKS)
-        .values(
-            user_id=user_id,
-            title=fields["title"],
-            description=fields.get("description"),
-            completed=completed,
-            priority=fields.get("priority", "medium"),
-            due_date=_parse_date(fields.get("due_date")),
-            completed_at=stamp if completed else None,
-            created_at=stamp,
-            updated_at=stamp,
-        )
-        .returning(*TASKS.columns)
-    )
-    return session.execute(statement).one()
-
-
-def get(session: Session, user_id: str, task_id: int) -> Row[Any] | None:
-    return session.execute(select(*TASKS.columns).where(*_owned(user_id, task_id))).first()
+def get(session: Session, user_id: str, task_id: int) -> dict[str, Any] | None:
+    row = session.execute(select(*TASKS.columns).where(*_owned(user_id, task_id))).first()
+    return bodies(session, [row])[0] if row else None
 
 
 def list_page(
@@ -108,13 +153,14 @@ def list_page(
     q: str | None,
     limit: int,
     offset: int,
-) -> tuple[list[Row[Any]], int]:
-    """One page of the user's tasks and the number of tasks matching the filter.
+    **filters: Any,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the user's tasks and the number of tasks matching every filter.
 
-    One statement: the page is an index scan bounded by `limit`, and the total rides
-    along as a scalar subquery. Plain rows, not ORM objects: nothing here is changed.
+    The page is an index scan bounded by `limit`, and the total rides along as a scalar
+    subquery; the page's tags come in a second statement.
     """
-    conditions = _filters(user_id, status, q)
+    conditions = _filters(user_id, status, q, **filters)
     descending = (order or ("desc" if sort in DESCENDING_BY_DEFAULT else "asc")) == "desc"
     total = (
         select(func.count()).select_from(Task).where(*conditions).correlate(None).scalar_subquery()
@@ -128,15 +174,25 @@ def list_page(
     )
     rows = list(session.execute(query))
     if rows:
-        return rows, int(rows[0].total)
+        return bodies(session, rows), int(rows[0].total)
     # An empty page carries no total; only a page past the end needs a second query.
     count = (
         session.scalar(select(func.count()).select_from(Task).where(*conditions)) if offset else 0
     )
-    return rows, int(count or 0)
+    return [], int(count or 0)
 
 
-def _filters(user_id: str, status: str, q: str | None) -> list[ColumnElement[bool]]:
+def _filters(
+    user_id: str,
+    status: str,
+    q: str | None,
+    *,
+    tag: Sequence[str] | None = None,
+    priority: Sequence[str] | None = None,
+    due_from: str | None = None,
+    due_to: str | None = None,
+    remind_before: str | None = None,
+) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [col(Task.user_id) == user_id]
     if status != "all":
         # `= false`, not `IS false`: only the former can use the (user_id, completed) index.
@@ -149,61 +205,241 @@ def _filters(user_id: str, status: str, q: str | None) -> list[ColumnElement[boo
                 col(Task.description).ilike(pattern, escape="\\"),
             )
         )
+    if tag:
+        conditions.append(_carrying_all(user_id, {normalise_tag(name) for name in tag}))
+    if priority:
+        conditions.append(col(Task.priority).in_(sorted(set(priority))))
+    if due_from or due_to:
+        # Said outright (tasks without a date never match anyway) so that the range is one
+        # stretch of the (user_id, due_date_missing, due_date) index.
+        conditions.append(col(Task.due_date_missing) == False)  # noqa: E712
+    if due_from:
+        conditions.append(col(Task.due_date) >= date.fromisoformat(due_from))
+    if due_to:
+        conditions.append(col(Task.due_date) <= date.fromisoformat(due_to))
+    if remind_before:
+        conditions.append(col(Task.remind_at) <= _parse_instant(remind_before))
     return conditions
 
 
+def _carrying_all(user_id: str, names: set[str]) -> ColumnElement[bool]:
+    # One range of the (user_id, name, task_id) index per tag; a task is in when it has all.
+    carriers = (
+        select(TAGS.c.task_id)
+        .where(TAGS.c.user_id == user_id, TAGS.c.name.in_(sorted(names)))
+        .group_by(TAGS.c.task_id)
+        .having(func.count() == len(names))
+    )
+    return col(Task.id).in_(carriers)
+
+
 def _ordering(key: Any, sort: str, descending: bool) -> list[Any]:
-    direction: list[UnaryExpression[Any]] = [key.desc() if descending else key.asc()]
-    tie = col(Task.id).desc() if descending else col(Task.id).asc()
+    def way(column: Any) -> UnaryExpression[Any]:
+        ordered: UnaryExpression[Any] = column.desc() if descending else column.asc()
+        return ordered
+
     if sort == "due_date":
-        # Tasks without a due date come last in either order.
-        return [col(Task.due_date_missing).asc(), *direction, tie]
-    return [*direction, tie]
+        # Tasks without a due date come last in either order; on one date, all-day tasks
+        # (due_minute -1) come before timed ones.
+        return [
+            col(Task.due_date_missing).asc(),
+            way(key),
+            way(col(Task.due_minute)),
+            way(col(Task.id)),
+        ]
+    return [way(key), way(col(Task.id))]
+
+
+# --- validating ------------------------------------------------------------------------
+
+
+def normalise_tag(name: str) -> str:
+    return name.strip().lower()
+
+
+def normalise_tags(names: Sequence[str]) -> list[str]:
+    normal = [normalise_tag(name) for name in names]
+    for name in normal:
+        if len(name) > MAX_TAG_LENGTH:
+            raise InvalidTaskError(f"tags: {name!r} is longer than {MAX_TAG_LENGTH} characters.")
+    if len(set(normal)) != len(normal):
+        raise InvalidTaskError("tags: two tags are the same once trimmed and lowercased.")
+    return normal
+
+
+def _columns(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The contract's writable fields as column values, parsed."""
+    values = {name: fields[name] for name in PLAIN_FIELDS if name in fields}
+    if "due_date" in values:
+        values["due_date"] = date.fromisoformat(values["due_date"]) if values["due_date"] else None
+    if values.get("remind_at"):
+        values["remind_at"] = _parse_instant(values["remind_at"])
+    return values
+
+
+def _parse_instant(value: str) -> datetime:
+    # The contract's date-time format checker has made sure it parses and fits in UTC.
+    return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def _check(task: Mapping[str, Any], rule_changed: bool) -> None:
+    """What the schema cannot say about a task as a whole (after a change is merged)."""
+    if task.get("due_time") and not task.get("due_date"):
+        raise InvalidTaskError("due_time: a due time needs a due_date.")
+    check_time_zone(task.get("time_zone"))
+    recurrence, due = task.get("recurrence"), task.get("due_date")
+    if recurrence:
+        if due is None:
+            raise InvalidTaskError("recurrence: a recurring task needs a due_date.")
+        if rule_changed:
+            check_rule(recurrence, due)
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def create(session: Session, user_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A new task (and its tags: run it in `atomic()` when it has any)."""
+    values = _columns(fields)
+    _check(values, rule_changed=True)
+    tags = normalise_tags(fields.get("tags") or [])
+    row = _insert(session, user_id, values, tags, now())
+    return to_dict(row, tags)
+
+
+def _insert(
+    session: Session, user_id: str, values: Mapping[str, Any], tags: Sequence[str], stamp: datetime
+) -> Row[Any]:
+    completed = bool(values.get("completed", False))
+    statement = (
+        insert(TASKS)
+        .values(
+            {
+                **values,
+                "user_id": user_id,
+                "completed": completed,
+                "completed_at": stamp if completed else None,
+                "created_at": stamp,
+                **changed(stamp),
+            }
+        )
+        .returning(*TASKS.columns)
+    )
+    row = session.execute(statement).one()
+    _put_tags(session, user_id, row.id, tags)
+    return row
+
+
+def _put_tags(session: Session, user_id: str, task_id: int, tags: Sequence[str]) -> None:
+    if tags:
+        rows = [
+            {"task_id": task_id, "user_id": user_id, "name": name, "position": position}
+            for position, name in enumerate(tags)
+        ]
+        session.execute(insert(TAGS), rows)
 
 
 def update_fields(
     session: Session, user_id: str, task_id: int, changes: Mapping[str, Any]
-) -> Row[Any] | None:
-    """Apply a partial update (merge-patch semantics) in one statement."""
-    values: dict[str, Any] = {**changes, "updated_at": now()}
-    if "due_date" in changes:
-        values["due_date"] = _parse_date(changes["due_date"])
-    if "completed" in changes:
-        values["completed_at"] = _completed_at_when(
-            literal(changes["completed"]), values["updated_at"]
-        )
-    return _update_returning(session, user_id, task_id, values)
+) -> dict[str, Any] | None:
+    """Apply a partial update (merge-patch semantics); run it in `atomic()`.
+
+    The task's row is locked first, so the checks see the task the change applies to.
+    Becoming completed creates the next occurrence of a recurring task.
+    """
+    current = _locked(session, user_id, task_id)
+    if current is None:
+        return None
+    values = _columns(changes)
+    if "due_date" in values and values["due_date"] is None and "due_time" not in values:
+        values["due_time"] = None  # clearing the date clears its time
+    merged = {**current._asdict(), **values}
+    _check(merged, rule_changed="recurrence" in values or "due_date" in values)
+    tags = normalise_tags(changes["tags"]) if "tags" in changes else None
+    stamp = now()
+    if "completed" in values:
+        values["completed_at"] = (current.completed_at or stamp) if values["completed"] else None
+    row = _update_returning(session, user_id, task_id, values, stamp)
+    assert row is not None  # the row is locked by this transaction
+    if tags is not None:
+        session.execute(delete(TAGS).where(TAGS.c.task_id == task_id))
+        _put_tags(session, user_id, task_id, tags)
+    else:
+        tags = tags_of(session, [task_id]).get(task_id, [])
+    if values.get("completed") and not current.completed:
+        row = _create_next_occurrence(session, row, tags, stamp)
+    return to_dict(row, tags)
 
 
 def set_completion(
     session: Session, user_id: str, task_id: int, completed: bool | None
-) -> Row[Any] | None:
-    """Set `completed`, or flip it when `completed` is None, in one statement."""
-    new_state = literal(completed) if completed is not None else ~col(Task.completed)
-    stamp = now()
+) -> dict[str, Any] | None:
+    """Set `completed`, or flip it when `completed` is None; run it in `atomic()`."""
+    if completed is None:
+        current = _locked(session, user_id, task_id)
+        if current is None:
+            return None
+        completed = not current.completed
+    return update_fields(session, user_id, task_id, {"completed": completed})
+
+
+def _create_next_occurrence(
+    session: Session, task: Row[Any], tags: Sequence[str], stamp: datetime
+) -> Row[Any]:
+    """The recurring task just completed creates its next occurrence, once in its life."""
+    if not task.recurrence or task.due_date is None or task.next_occurrence_id is not None:
+        return task
+    tz = zone(task.time_zone)
+    completed_on = _utc(task.completed_at or stamp).astimezone(tz).date()
+    following = next_occurrence(
+        task.recurrence,
+        task.recurrence_from,
+        task.due_date,
+        completed_on,
+        today=stamp.astimezone(tz).date(),
+    )
+    if following is None:
+        return task
+    days = (following.due_date - task.due_date).days
     values = {
-        "completed": new_state,
-        "completed_at": _completed_at_when(new_state, stamp),
-        "updated_at": stamp,
+        "title": task.title,
+        "description": task.description,
+        "priority": task.priority,
+        "due_date": following.due_date,
+        "due_time": task.due_time,
+        "time_zone": task.time_zone,
+        "remind_at": shift_reminder(task.remind_at, days, task.time_zone),
+        "recurrence": following.recurrence,
+        "recurrence_from": task.recurrence_from,
     }
-    return _update_returning(session, user_id, task_id, values)
+    occurrence = _insert(session, task.user_id, values, tags, stamp)
+    updated = _update_returning(
+        session, task.user_id, task.id, {"next_occurrence_id": occurrence.id}, stamp
+    )
+    assert updated is not None  # the row is locked by this transaction
+    return updated
 
 
-def _completed_at_when(completed: Any, stamp: datetime) -> Any:
-    # Stamped on becoming completed, kept while it stays so, cleared on reopening.
-    return case((completed, func.coalesce(Task.completed_at, stamp)), else_=None)
+def _locked(session: Session, user_id: str, task_id: int) -> Row[Any] | None:
+    query = select(*TASKS.columns).where(*_owned(user_id, task_id)).with_for_update()
+    return session.execute(query).first()
 
 
 def _update_returning(
-    session: Session, user_id: str, task_id: int, values: Mapping[str, Any]
+    session: Session, user_id: str, task_id: int, values: Mapping[str, Any], stamp: datetime
 ) -> Row[Any] | None:
     statement = (
-        update(TASKS).where(*_owned(user_id, task_id)).values(**values).returning(*TASKS.columns)
+        update(TASKS)
+        .where(*_owned(user_id, task_id))
+        .values({**values, **changed(stamp)})
+        .returning(*TASKS.columns)
     )
     return session.execute(statement).first()
 
 
 def delete_owned(session: Session, user_id: str, task_id: int) -> bool:
+    """Delete a task and its tags; run it in `atomic()` (SQLite enforces no cascade)."""
+    session.execute(delete(TAGS).where(TAGS.c.task_id == task_id, TAGS.c.user_id == user_id))
     statement = delete(TASKS).where(*_owned(user_id, task_id)).returning(TASKS.c.id)
     return session.scalars(statement).first() is not None
 

@@ -1,14 +1,17 @@
 """Task operations. Connexion has authenticated the user and validated every
 parameter and body against the contract before these run."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from connexion import NoContent
-from sqlalchemy import Row
+from sqlmodel import Session
 
 from db import tasks
-from db.engine import transaction
-from service.problems import NotFound
+from db.engine import atomic, transaction
+from db.recurrence import InvalidTaskError
+from service.problems import NotFound, UnprocessableEntity
 from service.responses import json_body
 
 Body = dict[str, Any]
@@ -21,44 +24,58 @@ def list_tasks(
     sort: str = "created",
     order: str | None = None,
     q: str | None = None,
+    tag: list[str] | None = None,
+    priority: list[str] | None = None,
+    due_from: str | None = None,
+    due_to: str | None = None,
+    remind_before: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> Response:
     """The user's tasks, filtered, sorted and paged."""
     with transaction() as session:
         page, total = tasks.list_page(
-            session, user_id, status=status, sort=sort, order=order, q=q, limit=limit, offset=offset
+            session,
+            user_id,
+            status=status,
+            sort=sort,
+            order=order,
+            q=q,
+            limit=limit,
+            offset=offset,
+            tag=tag,
+            priority=priority,
+            due_from=due_from,
+            due_to=due_to,
+            remind_before=remind_before,
         )
-        return json_body(
-            [tasks.to_dict(task) for task in page], headers={"X-Total-Count": str(total)}
-        )
+        return json_body(page, headers={"X-Total-Count": str(total)})
 
 
 def create_task(user_id: str, body: Body) -> Response:
     """A new task for the user."""
-    with transaction() as session:
+    # A task without tags is one statement; with tags, two that commit together.
+    with _checked(atomic() if body.get("tags") else transaction()) as session:
         task = tasks.create(session, user_id, body)
-    return json_body(
-        tasks.to_dict(task), 201, headers={"Location": f"/api/{user_id}/tasks/{task.id}"}
-    )
+    return json_body(task, 201, headers={"Location": f"/api/{user_id}/tasks/{task['id']}"})
 
 
 def get_task(user_id: str, task_id: int) -> Response:
     """One of the user's tasks."""
     with transaction() as session:
-        return json_body(tasks.to_dict(_found(tasks.get(session, user_id, task_id), task_id)))
+        return json_body(_found(tasks.get(session, user_id, task_id), task_id))
 
 
 def update_task(user_id: str, task_id: int, body: Body) -> Response:
     """Change the fields present in the body, keep the others."""
-    with transaction() as session:
+    with _checked(atomic()) as session:
         task = tasks.update_fields(session, user_id, task_id, body)
-        return json_body(tasks.to_dict(_found(task, task_id)))
+        return json_body(_found(task, task_id))
 
 
 def delete_task(user_id: str, task_id: int) -> tuple[Any, int]:
     """Delete one of the user's tasks."""
-    with transaction() as session:
+    with atomic() as session:
         if not tasks.delete_owned(session, user_id, task_id):
             raise _not_found(task_id)
     return NoContent, 204
@@ -66,12 +83,22 @@ def delete_task(user_id: str, task_id: int) -> tuple[Any, int]:
 
 def complete_task(user_id: str, task_id: int, body: Body | None = None) -> Response:
     """Set `completed` from the body, or flip it when there is no body."""
-    with transaction() as session:
+    with atomic() as session:
         task = tasks.set_completion(session, user_id, task_id, (body or {}).get("completed"))
-        return json_body(tasks.to_dict(_found(task, task_id)))
+        return json_body(_found(task, task_id))
 
 
-def _found(task: Row[Any] | None, task_id: int) -> Row[Any]:
+@contextmanager
+def _checked(unit: Any) -> Iterator[Session]:
+    """The unit of work, with a task the schema could not rule out answered 422."""
+    try:
+        with unit as session:
+            yield session
+    except InvalidTaskError as error:
+        raise UnprocessableEntity(str(error)) from None
+
+
+def _found(task: Body | None, task_id: int) -> Body:
     if task is None:
         raise _not_found(task_id)
     return task

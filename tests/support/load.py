@@ -13,7 +13,7 @@ import httpx
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from db.tasks import TASKS, to_dict
+from db.tasks import TASKS, bodies
 from service.tokens import TokenVerifier
 
 PAUSE_SECONDS = 0.02  # between one thread's requests: bounded load, not a benchmark
@@ -130,7 +130,7 @@ def assert_database_matches(engine: Engine, worker: Worker) -> None:
     with Session(engine) as session:
         query = select(*TASKS.columns).where(TASKS.c.user_id == worker.user_id)
         rows: dict[int, dict[str, Any]] = {
-            body["id"]: body for body in map(to_dict, session.execute(query))
+            body["id"]: body for body in bodies(session, list(session.execute(query)))
         }
     for task_id, body in worker.acknowledged.items():
         assert task_id in rows, f"task {task_id} was acknowledged but is not stored"
