@@ -15,6 +15,8 @@ from dateutil.rrule import rrule, rrulestr
 _COUNT = re.compile(r";COUNT=(\d+)")
 _UNTIL = re.compile(r";UNTIL=(\d{4})(\d{2})(\d{2})")
 _ZONES = frozenset(available_timezones())
+# RFC 3339's date-time: an offset is required, "T" and "Z" may be lowercase.
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 
 
 class InvalidTaskError(ValueError):
@@ -84,6 +86,13 @@ def shift_reminder(remind_at: datetime | None, days: int, time_zone: str | None)
         return (local + timedelta(days=days)).replace(tzinfo=tz).astimezone(UTC)
     except OverflowError:
         return None
+
+
+def parse_instant(value: str) -> datetime:
+    """An RFC 3339 date-time in UTC; ValueError or OverflowError (out of range in UTC)."""
+    if not _INSTANT.fullmatch(value):
+        raise ValueError(f"{value!r} is not an RFC 3339 date-time with an offset")
+    return datetime.fromisoformat(value.upper()).astimezone(UTC)
 
 
 def _rule(text: str, start: date) -> rrule:

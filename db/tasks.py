@@ -27,6 +27,7 @@ from db.recurrence import (
     check_rule,
     check_time_zone,
     next_occurrence,
+    parse_instant,
     shift_reminder,
     zone,
 )
@@ -218,7 +219,7 @@ def _filters(
     if due_to:
         conditions.append(col(Task.due_date) <= date.fromisoformat(due_to))
     if remind_before:
-        conditions.append(col(Task.remind_at) <= _parse_instant(remind_before))
+        conditions.append(col(Task.remind_at) <= parse_instant(remind_before))
     return conditions
 
 
@@ -273,13 +274,8 @@ def _columns(fields: Mapping[str, Any]) -> dict[str, Any]:
     if "due_date" in values:
         values["due_date"] = date.fromisoformat(values["due_date"]) if values["due_date"] else None
     if values.get("remind_at"):
-        values["remind_at"] = _parse_instant(values["remind_at"])
+        values["remind_at"] = parse_instant(values["remind_at"])
     return values
-
-
-def _parse_instant(value: str) -> datetime:
-    # The contract's date-time format checker has made sure it parses and fits in UTC.
-    return datetime.fromisoformat(value).astimezone(UTC)
 
 
 def _check(task: Mapping[str, Any], rule_changed: bool) -> None:

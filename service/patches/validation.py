@@ -12,6 +12,9 @@
   body toggles) and tests/api/test_create_task.py (a chunked POST is created).
 - By default, its Draft 4 format checker does not check `format: date`, so `2026-02-30`
   passed; ours does. Pinned by: tests/api/test_create_task.py.
+- By default, its `date-time` check takes a time that overflows once converted to UTC
+  ("0001-01-01T00:00:00+01:00"), which no database column can store; ours refuses it.
+  Pinned by: tests/api/test_organise_filters.py.
 - By default, it builds (and re-resolves) a jsonschema validator per request and schema;
   ours compiles one per schema. Measured in docs/performance.md.
 Each can go when Connexion does the same by itself."""
@@ -28,6 +31,7 @@ from jsonschema import Draft4Validator, FormatChecker, ValidationError
 from jsonschema.exceptions import best_match
 from starlette.types import Scope
 
+from db.recurrence import parse_instant
 from service.problems import UnprocessableEntity
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -42,6 +46,11 @@ def _is_date(value: object) -> bool:
         return True
     # date.fromisoformat alone also takes "20260101" and "2026-W01-1".
     return bool(_ISO_DATE.fullmatch(value)) and date.fromisoformat(value) is not None
+
+
+@FORMAT_CHECKER.checks("date-time", raises=(ValueError, OverflowError))
+def _is_date_time(value: object) -> bool:
+    return not isinstance(value, str) or parse_instant(value) is not None
 
 
 _compiled: dict[tuple[int, type], tuple[dict[str, t.Any], t.Any]] = {}

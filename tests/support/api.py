@@ -28,6 +28,26 @@ class Api:
         response: httpx.Response = self.client.request(method, url, headers=headers, **kwargs)
         return response
 
+    def tags(self, method: str = "GET", path: str = "", **kwargs: Any) -> httpx.Response:
+        """A request to the user's `/tags` collection (or to `path` under it)."""
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        url = f"/api/{self.user_id}/tags{path}"
+        response: httpx.Response = self.client.request(method, url, headers=headers, **kwargs)
+        return response
+
+    def complete(self, task_id: int, **body: Any) -> dict[str, Any]:
+        response = self.request("PATCH", f"/{task_id}/complete", json=body or None)
+        assert response.status_code == 200, response.text
+        task: dict[str, Any] = response.json()
+        return task
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every task of the user, oldest first."""
+        response = self.list(sort="created", order="asc", limit=500)
+        assert response.status_code == 200, response.text
+        tasks: list[dict[str, Any]] = response.json()
+        return tasks
+
     def create(self, **fields: Any) -> dict[str, Any]:
         response = self.request("POST", json={"title": "A task", **fields})
         assert response.status_code == 201, response.text
