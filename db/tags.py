@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlmodel import Session
 
-from db.tasks import TAGS, mark_changed, now
+from db.tasks import TAGS, TASKS, chunks, mark_changed, now
 
 
 def list_counts(session: Session, user_id: str) -> list[dict[str, Any]]:
@@ -27,14 +27,11 @@ def rename(session: Session, user_id: str, old: str, new: str) -> dict[str, Any]
         return None
     if new != old:
         has_new = select(TAGS.c.task_id).where(TAGS.c.user_id == user_id, TAGS.c.name == new)
-        session.execute(
-            delete(TAGS).where(
-                TAGS.c.user_id == user_id, TAGS.c.name == old, TAGS.c.task_id.in_(has_new)
-            )
-        )
-        session.execute(
-            update(TAGS).where(TAGS.c.user_id == user_id, TAGS.c.name == old).values(name=new)
-        )
+        for ids in chunks(carriers):
+            # Only the tasks locked above: a task tagged since then is left to its own writer.
+            ours = (TAGS.c.user_id == user_id, TAGS.c.name == old, TAGS.c.task_id.in_(ids))
+            session.execute(delete(TAGS).where(*ours, TAGS.c.task_id.in_(has_new)))
+            session.execute(update(TAGS).where(*ours).values(name=new))
         mark_changed(session, user_id, carriers, now())
     count = session.scalar(
         select(func.count()).where(TAGS.c.user_id == user_id, TAGS.c.name == new)
@@ -44,14 +41,25 @@ def rename(session: Session, user_id: str, old: str, new: str) -> dict[str, Any]
 
 def remove(session: Session, user_id: str, name: str) -> bool:
     """Remove the tag from every task; False when no task carries it."""
-    removed = session.scalars(
-        delete(TAGS).where(TAGS.c.user_id == user_id, TAGS.c.name == name).returning(TAGS.c.task_id)
-    ).all()
-    mark_changed(session, user_id, removed, now())
-    return bool(removed)
+    carriers = _carriers(session, user_id, name)
+    for ids in chunks(carriers):
+        session.execute(
+            delete(TAGS).where(
+                TAGS.c.user_id == user_id, TAGS.c.name == name, TAGS.c.task_id.in_(ids)
+            )
+        )
+    mark_changed(session, user_id, carriers, now())
+    return bool(carriers)
 
 
 def _carriers(session: Session, user_id: str, name: str) -> list[int]:
-    query = select(TAGS.c.task_id).where(TAGS.c.user_id == user_id, TAGS.c.name == name)
-    # Locked, so that a concurrent change of these tasks' tags waits for the rename.
-    return list(session.scalars(query.with_for_update()))
+    """The tasks carrying the tag, locked in id order. A task's row is locked before its
+    tags, as `updateTask` does, so the two never wait for each other in a cycle."""
+    tagged = select(TAGS.c.task_id).where(TAGS.c.user_id == user_id, TAGS.c.name == name)
+    query = (
+        select(TASKS.c.id)
+        .where(TASKS.c.user_id == user_id, TASKS.c.id.in_(tagged))
+        .order_by(TASKS.c.id)
+        .with_for_update()
+    )
+    return list(session.scalars(query))

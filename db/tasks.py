@@ -3,7 +3,7 @@ indistinguishable from a missing one. A write that is one statement autocommits;
 needs several (tags, a completion creating the next occurrence) runs in `db.engine.atomic()`
 and locks the task's row first, so concurrent changes never interleave."""
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -71,13 +71,18 @@ def changed(stamp: datetime) -> dict[str, Any]:
 
 def mark_changed(session: Session, user_id: str, task_ids: Iterable[int], stamp: datetime) -> None:
     """Stamp tasks changed by a write to another table (their tags)."""
-    ids = sorted(set(task_ids))
-    if ids:
+    for ids in chunks(sorted(set(task_ids))):
         session.execute(
             update(TASKS)
             .where(col(Task.user_id) == user_id, col(Task.id).in_(ids))
             .values(**changed(stamp))
         )
+
+
+def chunks(ids: Sequence[int], size: int = 10_000) -> Iterator[Sequence[int]]:
+    """Ids in slices that stay under SQLite's limit of bound parameters per statement."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -434,10 +439,14 @@ def _update_returning(
 
 
 def delete_owned(session: Session, user_id: str, task_id: int) -> bool:
-    """Delete a task and its tags; run it in `atomic()` (SQLite enforces no cascade)."""
-    session.execute(delete(TAGS).where(TAGS.c.task_id == task_id, TAGS.c.user_id == user_id))
+    """Delete a task and its tags; run it in `atomic()`. The task first, as every writer
+    locks a task before its tags; PostgreSQL's cascade then leaves nothing for the second
+    statement, which is there for SQLite (it enforces no foreign keys by default)."""
     statement = delete(TASKS).where(*_owned(user_id, task_id)).returning(TASKS.c.id)
-    return session.scalars(statement).first() is not None
+    if session.scalars(statement).first() is None:
+        return False
+    session.execute(delete(TAGS).where(TAGS.c.task_id == task_id, TAGS.c.user_id == user_id))
+    return True
 
 
 def _owned(user_id: str, task_id: int) -> tuple[ColumnElement[bool], ColumnElement[bool]]:

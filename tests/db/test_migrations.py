@@ -1,7 +1,7 @@
 import re
 import shutil
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -9,7 +9,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 from db.engine import make_engine
@@ -73,3 +73,42 @@ class TestNewRevision:
         assert f"down_revision: str | None = {head!r}" in text
         # The models and the head agree, so autogenerate found nothing to do.
         assert "op." not in text
+
+
+class TestUpgradeOfAPopulatedDatabase:
+    def test_0004_keeps_every_task_and_gives_it_the_new_defaults(self, empty_database: str) -> None:
+        config = alembic_config(empty_database)
+        command.upgrade(config, "0002")
+        engine = make_engine(empty_database)
+        try:
+            with engine.begin() as connection:
+                connection.execute(
+                    text(
+                        "INSERT INTO tasks (user_id, title, description, completed, priority,"
+                        " due_date, completed_at, created_at, updated_at) VALUES"
+                        " ('u1', 'dated', 'd', false, 'high', :due, NULL, :stamp, :stamp),"
+                        " ('u1', 'undated', NULL, true, 'low', NULL, :stamp, :stamp, :stamp)"
+                    ),
+                    {"due": date(2026, 12, 1), "stamp": datetime(2026, 11, 24, tzinfo=UTC)},
+                )
+
+            command.upgrade(config, "0004")
+
+            with engine.connect() as connection:
+                rows = connection.execute(
+                    text(
+                        "SELECT title, priority, due_date, due_time, time_zone, remind_at,"
+                        " recurrence, recurrence_from, next_occurrence_id, due_minute,"
+                        " due_date_missing FROM tasks ORDER BY id"
+                    )
+                ).all()
+                tags = connection.execute(text("SELECT count(*) FROM task_tags")).scalar()
+        finally:
+            engine.dispose()
+        # SQLite answers raw SQL with text dates and integer booleans.
+        stored = [(*row[:2], row[2] and str(row[2]), *row[3:10], bool(row[10])) for row in rows]
+        assert stored == [
+            ("dated", "high", "2026-12-01", None, None, None, None, "due", None, -1, False),
+            ("undated", "low", None, None, None, None, None, "due", None, -1, True),
+        ]
+        assert tags == 0
