@@ -89,10 +89,19 @@ def shift_reminder(remind_at: datetime | None, days: int, time_zone: str | None)
 
 
 def parse_instant(value: str) -> datetime:
-    """An RFC 3339 date-time in UTC; ValueError or OverflowError (out of range in UTC)."""
+    """An RFC 3339 date-time, with its offset; ValueError when it is none."""
     if not _INSTANT.fullmatch(value):
         raise ValueError(f"{value!r} is not an RFC 3339 date-time with an offset")
-    return datetime.fromisoformat(value.upper()).astimezone(UTC)
+    text = value.upper()
+    if text[17:19] == "60":
+        # A leap second is valid RFC 3339 but no Python time: take the second before.
+        text = text[:17] + "59" + text[19:]
+    return datetime.fromisoformat(text)
+
+
+def to_utc(instant: datetime) -> datetime:
+    """The instant in UTC; OverflowError when that falls outside years 1 to 9999."""
+    return instant.astimezone(UTC)
 
 
 def _rule(text: str, start: date) -> rrule:

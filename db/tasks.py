@@ -29,6 +29,7 @@ from db.recurrence import (
     next_occurrence,
     parse_instant,
     shift_reminder,
+    to_utc,
     zone,
 )
 
@@ -224,8 +225,17 @@ def _filters(
     if due_to:
         conditions.append(col(Task.due_date) <= date.fromisoformat(due_to))
     if remind_before:
-        conditions.append(col(Task.remind_at) <= parse_instant(remind_before))
+        conditions.append(col(Task.remind_at) <= _utc_or_bound(parse_instant(remind_before)))
     return conditions
+
+
+def _utc_or_bound(instant: datetime) -> datetime:
+    # An instant beyond the range of UTC datetimes is before or after every stored one.
+    try:
+        return to_utc(instant)
+    except OverflowError:
+        bound = datetime.min if instant.year == 1 else datetime.max
+        return bound.replace(tzinfo=UTC)
 
 
 def _carrying_all(user_id: str, names: set[str]) -> ColumnElement[bool]:
@@ -279,7 +289,10 @@ def _columns(fields: Mapping[str, Any]) -> dict[str, Any]:
     if "due_date" in values:
         values["due_date"] = date.fromisoformat(values["due_date"]) if values["due_date"] else None
     if values.get("remind_at"):
-        values["remind_at"] = parse_instant(values["remind_at"])
+        try:
+            values["remind_at"] = to_utc(parse_instant(values["remind_at"]))
+        except OverflowError:
+            raise InvalidTaskError("remind_at: it is outside years 1 to 9999 in UTC.") from None
     return values
 
 

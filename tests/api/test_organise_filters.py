@@ -109,6 +109,15 @@ class TestFilters:
         for page in (first_page, second_page, past_the_end):
             assert page.headers["x-total-count"] == "5"
 
+    def test_remind_before_beyond_the_utc_range_is_before_or_after_everything(
+        self, api: Api
+    ) -> None:
+        task = api.create(remind_at="2026-12-01T08:00:00Z")
+
+        assert ids(api.list(remind_before="0001-01-01T00:00:00+01:00")) == []
+        assert ids(api.list(remind_before="9999-12-31T23:59:59-01:00")) == [task["id"]]
+        assert ids(api.list(remind_before="2026-12-01T08:00:60Z")) == [task["id"]]
+
     @pytest.mark.parametrize(
         "params",
         [
@@ -116,7 +125,6 @@ class TestFilters:
             {"due_from": "2026-02-30"},
             {"due_to": "tomorrow"},
             {"remind_before": "2026-12-01T08:00:00"},  # no offset
-            {"remind_before": "0001-01-01T00:00:00+01:00"},  # before year 1 in UTC
             {"tag": ""},
             {"tag": "x" * 51},
             {"tag": [str(n) for n in range(21)]},

@@ -21,7 +21,7 @@ CLIENTS = Path(__file__).resolve().parent / "clients"
 BIN = CLIENTS / "node_modules" / ".bin"
 GENERATED = CLIENTS / "generated" / "tasks-api.d.ts"
 PROGRAM = CLIENTS / "build" / "tasks-client.js"
-NAMED_SCHEMAS = ("Task", "TaskCreate", "TaskUpdate", "TaskCompletion", "Error")
+NAMED_SCHEMAS = ("Task", "TaskCreate", "TaskUpdate", "TaskCompletion", "Tag", "TagRename", "Error")
 
 
 def node_tool(name: str, *args: str) -> str:
@@ -86,6 +86,13 @@ def test_compiled_program_runs_every_operation(
     assert kept["due_date"] is None
     assert [problem["status"] for problem in summary["problems"]] == [404, 422]
     assert summary["remaining"] == {"tasks": [kept], "total": 1}
+    organised = summary["organised"]
+    assert_task(organised["occurrence"])
+    assert organised["occurrence"]["tags"] == ["work", "meetings"]
+    assert organised["occurrence"]["recurrence"] == "FREQ=WEEKLY;BYDAY=MO,WE"
+    assert organised["occurrence"]["remind_at"] == "2027-01-06T08:15:00+00:00"
+    assert organised["renamed"] == {"name": "work", "count": 2}
+    assert organised["tags"] == []
     assert live_server.stored_tasks(user_id, token_for(user_id)) == [kept]
     deleted = httpx.get(
         f"{live_server.base_url}/api/{user_id}/tasks/{summary['deleted']}",

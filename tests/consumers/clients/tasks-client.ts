@@ -8,6 +8,8 @@ type Task = components["schemas"]["Task"];
 type TaskCreate = components["schemas"]["TaskCreate"];
 type TaskUpdate = components["schemas"]["TaskUpdate"];
 type Problem = components["schemas"]["Error"];
+type Tag = components["schemas"]["Tag"];
+type TagRename = components["schemas"]["TagRename"];
 type ListQuery = NonNullable<operations["listTasks"]["parameters"]["query"]>;
 type Completion = NonNullable<operations["completeTask"]["requestBody"]>["content"]["application/json"];
 
@@ -91,6 +93,61 @@ async function remove(taskId: number): Promise<void> {
   check(response.status === 204, "delete answers 204", response.status);
 }
 
+async function tags(): Promise<Tag[]> {
+  const { data, response } = await api.GET("/api/{user_id}/tags", { params: { path: taskPath } });
+  check(response.status === 200 && data !== undefined, "tags answer 200", response.status);
+  return data;
+}
+
+async function renameTag(tag: string, body: TagRename): Promise<Tag> {
+  const { data, response } = await api.PUT("/api/{user_id}/tags/{tag}", {
+    params: { path: { ...taskPath, tag } },
+    body,
+  });
+  check(response.status === 200 && data !== undefined, "rename answers 200", response.status);
+  return data;
+}
+
+async function deleteTag(tag: string): Promise<void> {
+  const { response } = await api.DELETE("/api/{user_id}/tags/{tag}", {
+    params: { path: { ...taskPath, tag } },
+  });
+  check(response.status === 204, "tag delete answers 204", response.status);
+}
+
+// Tags, filters, a due time in a zone, a reminder, and a recurring task completed once.
+async function organise(): Promise<{ occurrence: Task; tags: Tag[]; renamed: Tag }> {
+  const meeting = await create({
+    title: "Team meeting",
+    priority: "high",
+    tags: ["Work", "meetings"],
+    due_date: "2027-01-04",
+    due_time: "09:30",
+    time_zone: "Europe/Berlin",
+    remind_at: "2027-01-04T08:15:00Z",
+    recurrence: "FREQ=WEEKLY;BYDAY=MO,WE",
+  });
+  check(meeting.tags.join() === "work,meetings" && meeting.recurrence_from === "due", "tags", meeting);
+  const filtered = await list({
+    tag: ["work", "meetings"],
+    priority: ["high", "low"],
+    due_from: "2027-01-01",
+    due_to: "2027-01-31",
+    remind_before: "2027-01-04T09:00:00Z",
+  });
+  check(filtered.total === 1 && filtered.tasks[0]?.id === meeting.id, "every filter", filtered);
+  const done = await complete(meeting.id, { completed: true });
+  check(done.next_occurrence_id !== null, "completion names the next occurrence", done);
+  const occurrence = await get(done.next_occurrence_id);
+  check(occurrence.due_date === "2027-01-06" && !occurrence.completed, "next occurrence", occurrence);
+  const renamed = await renameTag("meetings", { name: "work" });
+  await deleteTag("work");
+  const left = await tags();
+  await remove(occurrence.id);
+  await remove(meeting.id);
+  return { occurrence, tags: left, renamed };
+}
+
 async function errors(deletedId: number): Promise<Problem[]> {
   const missing = await api.GET("/api/{user_id}/tasks/{task_id}", {
     params: { path: { ...taskPath, task_id: deletedId } },
@@ -126,8 +183,9 @@ async function main(): Promise<void> {
   check(!reopened.completed && reopened.completed_at === null, "set reopens", reopened);
   await remove(milk.id);
   const problems = await errors(milk.id);
+  const organised = await organise();
   const remaining = await list({ status: "all" });
-  console.log(JSON.stringify({ deleted: milk.id, kept: renamed, remaining, problems }));
+  console.log(JSON.stringify({ deleted: milk.id, kept: renamed, remaining, problems, organised }));
 }
 
 await main();
