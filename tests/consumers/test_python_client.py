@@ -6,7 +6,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -93,6 +93,57 @@ def _lifecycle(
     assert live_server.stored_tasks(user_id, token) == []
     _assert_errors(models, client, user_id, task.id)
     assert live_server.stored_tasks(user_id, token) == []
+    _organise(models, client, user_id)
+
+
+def _organise(models: ModuleType, client: Any, user_id: str) -> None:
+    """Tags, filters, a due time in a zone, a reminder, a recurring task completed once."""
+    body = models.TaskCreate(
+        title="Water the plants",
+        tags=["Home", "plants"],
+        due_date=date(2027, 1, 4),
+        due_time="08:00",
+        time_zone="Europe/Berlin",
+        remind_at=datetime(2027, 1, 4, 7, 0, tzinfo=UTC),
+        recurrence="FREQ=DAILY;INTERVAL=3",
+        recurrence_from=models.RecurrenceFrom.DUE,
+    )
+    task = operation("create_task").sync(user_id, client=client, body=body)
+    assert (task.tags, task.due_time, task.time_zone) == (
+        ["home", "plants"],
+        "08:00",
+        "Europe/Berlin",
+    )
+    listed = operation("list_tasks").sync(
+        user_id,
+        client=client,
+        tag=["home", "plants"],
+        priority=[models.Priority.MEDIUM],
+        due_from=date(2027, 1, 1),
+        due_to=date(2027, 1, 4),
+        remind_before=datetime(2027, 1, 4, 7, 0, tzinfo=UTC),
+    )
+    assert listed == [task]
+
+    done = operation("complete_task").sync(
+        user_id, task.id, client=client, body=models.TaskCompletion(completed=True)
+    )
+    following = operation("get_task").sync(user_id, done.next_occurrence_id, client=client)
+    assert (following.due_date, following.remind_at, following.recurrence) == (
+        date(2027, 1, 7),
+        datetime(2027, 1, 7, 7, 0, tzinfo=UTC),
+        "FREQ=DAILY;INTERVAL=3",
+    )
+
+    tags = operation("list_tags").sync(user_id, client=client)
+    assert [(tag.name, tag.count) for tag in tags] == [("home", 2), ("plants", 2)]
+    renamed = operation("rename_tag").sync(
+        user_id, "plants", client=client, body=models.TagRename(name="home")
+    )
+    assert (renamed.name, renamed.count) == ("home", 2)
+    deleted = operation("delete_tag").sync_detailed(user_id, "home", client=client)
+    assert deleted.status_code == 204
+    assert operation("list_tags").sync(user_id, client=client) == []
 
 
 def _create_and_read(models: ModuleType, client: Any, user_id: str) -> Any:
