@@ -24,6 +24,7 @@ from service.contract import load_contract
 from service.limits import BodySizeLimit, HeadSizeLimit
 from service.logs import REQUEST_ID_HEADER, RequestLog
 from service.patches.content import DefaultContentType, ServeContract
+from service.patches.query import ExplodedFormArrays
 from service.patches.routing import middlewares_with_contract_routing
 from service.patches.signatures import BearerHandler, SnakeCaseResolver, handler_name
 from service.patches.validation import VALIDATOR_MAP
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         __name__,
         middlewares=middlewares_with_contract_routing(ConnexionMiddleware.default_middlewares),
         validator_map=VALIDATOR_MAP,
+        uri_parser_class=ExplodedFormArrays,
         security_map={"bearer": BearerHandler},
         lifespan=_lifespan(engine, settings.threads),
     )

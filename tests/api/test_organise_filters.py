@@ -30,6 +30,14 @@ class TestFilters:
         assert all_of.headers["x-total-count"] == "1"
         assert ids(api.list(tag=["work", "nothing"])) == []
 
+    def test_a_tag_with_a_comma_is_one_tag(self, api: Api) -> None:
+        comma = api.create(tags=["a,b"])
+        api.create(tags=["a", "b"])
+
+        assert ids(api.list(tag="a,b")) == [comma["id"]]
+        assert ids(api.list(tag=["a,b", "A,B "])) == [comma["id"]]
+        assert ids(api.list(tag="a,")) == []
+
     def test_priority_matches_any_of_the_given_levels(self, api: Api) -> None:
         low, medium, high = (api.create(priority=p) for p in ("low", "medium", "high"))
 

@@ -1,8 +1,9 @@
 """`make bench-scale`: does a user's page stay fast as the table grows?
 
 1. One user with 200 tasks while the table holds 10^4, then 10^6 rows of other users:
-   list p50/p99 of a single client (no queueing, so the figures are service times).
-2. One user who owns 10,000 tasks: each status filter and each sort key.
+   list p50/p99 of a single client (no queueing, so the figures are service times), for the
+   pending page, a `tag` filter and a `due_from`/`due_to` range.
+2. One user who owns 10,000 tasks: each status filter, each sort key and the filters.
 3. The PostgreSQL plans (EXPLAIN ANALYZE, logged by auto_explain) of those list queries.
 """
 
@@ -29,18 +30,36 @@ SELECT {owner}, 'Task ' || g, CASE WHEN g % 2 = 0 THEN 'Details of task ' || g E
        now() - make_interval(secs => g), now() - make_interval(secs => g / 2)
 FROM generate_series({start}, {stop}) AS g
 """
+# Every task gets tags: "work" on even ids, "home" on multiples of 3, "urgent" on multiples of 5.
+TAG = """
+INSERT INTO task_tags (task_id, user_id, name, position)
+SELECT tasks.id, tasks.user_id, tag.name, tag.position
+FROM tasks, (VALUES ('work', 0, 2), ('home', 1, 3), ('urgent', 2, 5)) AS tag(name, position, every)
+WHERE tasks.id > (SELECT coalesce(max(task_id), 0) FROM task_tags) AND tasks.id % tag.every = 0
+"""
+FILTERS = [
+    "tag=work&limit=50",
+    "tag=work&tag=home&limit=50",
+    "due_from=2027-02-01&due_to=2027-03-31&limit=50",
+]
+GROWTH = ["status=pending&limit=50", FILTERS[0], FILTERS[2]]
 QUERIES = [
     "status=all&limit=50",
     "status=pending&limit=50",
     "status=completed&limit=50",
     *(f"sort={key}&limit=50" for key in ("title", "due_date", "priority", "updated")),
     "sort=due_date&order=desc&limit=50",
+    *FILTERS,
+    "due_from=2027-02-01&due_to=2027-03-31&sort=due_date&limit=50",
+    "tag=work&status=pending&sort=due_date&limit=50",
 ]
 
 
 def add_rows(bench: Bench, owner: str, start: int, stop: int) -> None:
     bench.sql(INSERT.format(owner=owner, start=start, stop=stop), "bench")
+    bench.sql(TAG, "bench")
     bench.sql("VACUUM ANALYZE tasks", "bench")
+    bench.sql("VACUUM ANALYZE task_tags", "bench")
 
 
 def data_for(bench: Bench, user_id: str) -> Path:
@@ -104,9 +123,10 @@ def main() -> None:
             if rows_to:
                 add_rows(bench, "'other-' || (g % 20000)", 10_001, rows_to)
             with bench.server(url) as (pid, port):
-                run = bench.measure_on(pid, port, "list", target, "status=pending&limit=50")
-                run.extra["query"] = f"{label}: pending page"
-                runs.append(run)
+                for query in GROWTH:
+                    run = bench.measure_on(pid, port, "list", target, query)
+                    run.extra["query"] = f"{label}: {query.replace('&limit=50', '')}"
+                    runs.append(run)
         add_rows(bench, f"'{HEAVY}'", 1, 10_000)
         heavy = data_for(bench, HEAVY)
         with bench.server(url) as (pid, port):
