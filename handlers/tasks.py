@@ -83,7 +83,7 @@ def delete_task(user_id: str, task_id: int) -> tuple[Any, int]:
 
 def complete_task(user_id: str, task_id: int, body: Body | None = None) -> Response:
     """Set `completed` from the body, or flip it when there is no body."""
-    with atomic() as session:
+    with _checked(atomic()) as session:
         task = tasks.set_completion(session, user_id, task_id, (body or {}).get("completed"))
         return json_body(_found(task, task_id))
 

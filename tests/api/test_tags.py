@@ -53,6 +53,7 @@ class TestTaskTags:
             ["tab\tbed"],
             ["nul\u0000"],
             ["c1\u0085"],
+            ["work/home"],  # a tag must fit in a path segment
             "work",
             [1],
         ],
