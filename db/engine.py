@@ -3,7 +3,7 @@
 A unit of work that is one SQL statement (docs/decisions/0003) autocommits: a request costs
 one round trip, not BEGIN, the statement and COMMIT. One that needs several statements (a
 task and its tags, a completion and the next occurrence) runs them in `atomic()`
-(docs/decisions/0004).
+(docs/decisions/0005).
 """
 
 import logging
