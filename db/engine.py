@@ -16,9 +16,14 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from db import deadline
+
 DEFAULT_DATABASE_URL = "sqlite:///./tasks.db"
 # A connection idle longer than this is pinged before use; one in steady use is not.
 PING_AFTER_IDLE_SECONDS = 1.0
+# How long past `statement_timeout` the service waits for an answer before giving up on its
+# own: PostgreSQL's timeout fires first whenever PostgreSQL is actually running the statement.
+DEADLINE_MARGIN_SECONDS = 1.0
 log = logging.getLogger(__name__)
 
 # Errors that mean "the database cannot be reached now", not "this request is wrong":
@@ -62,13 +67,25 @@ def make_engine(
         pool_timeout=pool_timeout,
         connect_args={"connect_timeout": connect_timeout},
     )
-    _ping_when_idle(engine)
+    _connect_by_deadline(engine, connect_timeout)
+    _ping_when_idle(engine, ping_deadline=connect_timeout)
     if statement_timeout is not None:
         _bound_statements(engine, statement_timeout)
     return engine
 
 
-def _ping_when_idle(engine: Engine) -> None:
+def _connect_by_deadline(engine: Engine, seconds: float) -> None:
+    """psycopg2's green mode connects asynchronously, where libpq ignores `connect_timeout`:
+    the deadline takes its place."""
+    deadline.install()
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        with deadline.deadline(seconds):
+            return dialect.loaded_dbapi.connect(*cargs, **cparams)
+
+
+def _ping_when_idle(engine: Engine, ping_deadline: float) -> None:
     """`pool_pre_ping` costs a round trip on every checkout. A connection back in use within
     a second needs none: if the database went away meanwhile, the statement's own error
     invalidates the pool, and the answer is the 503 an outage gets anyway. A connection
@@ -84,7 +101,7 @@ def _ping_when_idle(engine: Engine) -> None:
         if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
             return
         try:
-            with dbapi_connection.cursor() as cursor:
+            with deadline.deadline(ping_deadline), dbapi_connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
         except engine.dialect.loaded_dbapi.Error as error:
             # The pool discards this connection and checks out (or opens) another.
@@ -97,12 +114,22 @@ def _bound_statements(engine: Engine, seconds: float) -> None:
     trip, and works through Neon's pooled endpoint (PgBouncer in transaction mode), which
     refuses the `options` startup parameter and would hand a session `SET` to another client."""
     prefix = f"SET LOCAL statement_timeout = {max(1, round(seconds * 1000))}; "
+    wait = seconds + DEADLINE_MARGIN_SECONDS
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _bounded(
         _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
     ) -> tuple[str, Any]:
+        deadline.start(wait)
         return prefix + statement, parameters
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _done(*_args: Any) -> None:
+        deadline.clear()
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(_context: Any) -> None:
+        deadline.clear()
 
 
 def _sqlite_engine(url: str) -> Engine:

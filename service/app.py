@@ -16,10 +16,13 @@ from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.problem import problem
 from sqlalchemy import Engine
+from sqlalchemy import exc as sa_exc
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from db.deadline import DeadlineExceeded
 from db.engine import DATABASE_UNAVAILABLE, current_engine, make_engine
+from service import draining, metrics
 from service.contract import load_contract
 from service.limits import BodySizeLimit, HeadSizeLimit
 from service.logs import REQUEST_ID_HEADER, RequestLog
@@ -53,7 +56,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         middlewares=middlewares_with_contract_routing(ConnexionMiddleware.default_middlewares),
         validator_map=VALIDATOR_MAP,
         security_map={"bearer": BearerHandler},
-        lifespan=_lifespan(engine, settings.threads),
+        lifespan=_lifespan(engine, settings, measured=settings.metrics_port is not None),
     )
     app.add_api(
         copy.deepcopy(contract),
@@ -80,6 +83,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         timeout_seconds=settings.request_body_timeout,
     )
     _add_operations_middleware(app, settings, _operation_paths(contract))
+    if settings.metrics_port is not None:
+        app.add_middleware(
+            metrics.RequestMetrics,
+            position=MiddlewarePosition.BEFORE_EXCEPTION,
+            operations=_operation_ids(contract),
+        )
+        metrics.watch_pool(engine)
     app.add_error_handler(Unauthorized, _unauthorized)
     for error in DATABASE_UNAVAILABLE:
         app.add_error_handler(error, _database_unavailable)
@@ -103,18 +113,25 @@ def _add_operations_middleware(
     app.add_middleware(DefaultContentType, position=MiddlewarePosition.BEFORE_VALIDATION)
 
 
-def _lifespan(engine: Engine, threads: int) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+def _lifespan(
+    engine: Engine, settings: Settings, *, measured: bool
+) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    threads = settings.threads
+
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         # Connexion runs sync handlers on anyio's default thread limiter (40 threads);
         # size it to the connection pool so waiting happens here, not in the pool.
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        draining.install(settings.drain_seconds)
         log.info("serving with %d worker threads", threads)
         try:
             yield
         finally:
             engine.dispose()
             log.info("database connections closed")
+            if measured:
+                metrics.process_exited()
 
     return lifespan
 
@@ -127,6 +144,18 @@ def _operation_paths(contract: dict[str, Any]) -> dict[str, tuple[str, str]]:
             method.upper(),
         )
         for path, item in contract["paths"].items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+    }
+
+
+def _operation_ids(contract: dict[str, Any]) -> dict[str, str]:
+    """handler name -> operationId: the metrics' label, never the client's path."""
+    return {
+        handler_name(operation["x-openapi-router-controller"], operation["operationId"]): (
+            operation["operationId"]
+        )
+        for item in contract["paths"].values()
         for method, operation in item.items()
         if method in HTTP_METHODS
     }
@@ -154,6 +183,10 @@ def _unauthorized(_request: ConnexionRequest, error: Unauthorized) -> ConnexionR
 
 def _database_unavailable(_request: ConnexionRequest, error: Exception) -> ConnexionResponse:
     log.warning("database unavailable: %s", type(error).__name__)
+    if isinstance(error, sa_exc.TimeoutError):
+        metrics.POOL_TIMEOUTS.inc()
+    elif isinstance(getattr(error, "orig", None), DeadlineExceeded):
+        metrics.DB_DEADLINES.inc()
     return ServiceUnavailable().to_problem()
 
 

@@ -45,7 +45,11 @@ class Settings(BaseSettings):
     keep_alive_timeout: int = Field(default=5, ge=1)
     request_body_timeout: float = Field(default=30.0, gt=0)
     shutdown_timeout: int = Field(default=10, ge=1)
+    # After SIGTERM, /ready answers 503 this long, while serving, before shutting down.
+    drain_seconds: float = Field(default=0.0, ge=0)
     log_level: str = "info"
+    # Prometheus metrics on their own listener (on HOST); unset, there are none.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Checks every response against the contract: the test suite's guard, a cost in production.
     validate_responses: bool = False
 

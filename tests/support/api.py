@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from starlette.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CONTRACT = ROOT / "openapi" / "tasks.yaml"
@@ -15,9 +14,10 @@ SECRET = "test-secret-" + "0123456789abcdef" * 4
 
 
 class Api:
-    """A signed-in user's view of the API: paths and the bearer header filled in."""
+    """A signed-in user's view of the API: paths and the bearer header filled in. The client
+    is the in-process TestClient or an httpx client of a real server."""
 
-    def __init__(self, client: TestClient, user_id: str, token: str) -> None:
+    def __init__(self, client: httpx.Client, user_id: str, token: str) -> None:
         self.client = client
         self.user_id = user_id
         self.headers = {"Authorization": f"Bearer {token}"}

@@ -21,20 +21,29 @@ TODO_API = [sys.executable, "-m", "service.cli"]
 
 class ServerProcess:
     def __init__(
-        self, env: dict[str, str], workdir: Path, command: list[str] | None = None
+        self,
+        env: dict[str, str],
+        workdir: Path,
+        command: list[str] | None = None,
+        *,
+        workers: int | None = None,
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir  # pytest's temporary folder, which pytest cleans up
         self.log_path = self.workdir / "server.log"
         self.command = command or TODO_API
+        self.workers = workers
         # No inherited settings and no .env: the test states every variable it relies on.
         self.env = {"PATH": os.environ["PATH"], "LOG_LEVEL": "info", **env}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *, wait: bool = True) -> None:
         command = [*self.command, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        with self.log_path.open("wb") as log:
+        if self.workers is not None:
+            command += ["--workers", str(self.workers)]
+        # Appended: a restarted server's log follows its first run's.
+        with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command, cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
