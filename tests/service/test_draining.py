@@ -23,8 +23,8 @@ def test_sigterm_drains_then_shuts_down(tmp_path: Path, workers: int) -> None:
         "DRAIN_SECONDS": str(DRAIN_SECONDS),
     }
     server = ServerProcess(env, tmp_path, workers=workers)
-    server.start()
     try:
+        server.start()
         headers = {"Authorization": f"Bearer {TokenVerifier(SECRET).mint('drainer', 600)}"}
         tasks = f"{server.base_url}/api/drainer/tasks"
         assert httpx.get(f"{server.base_url}/ready").status_code == 200

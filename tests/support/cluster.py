@@ -262,7 +262,7 @@ class Cluster:
         """Every process, the last started first; each stop is attempted whatever failed."""
         steps = [
             self.haproxy.stop,
-            *(i.kill for i in self.instances),
+            self._stop_instances,
             self.pgbouncer.stop,
             self.postgres.destroy,
         ]
@@ -270,6 +270,17 @@ class Cluster:
             with contextlib.suppress(Exception):
                 step()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def _stop_instances(self) -> None:
+        """SIGTERM to all at once (each drains), then SIGKILL to whatever is left."""
+        running = [i for i in self.instances if i.process and i.process.poll() is None]
+        for instance in running:
+            instance.terminate()
+        for instance in running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                instance.wait(timeout=20)
+        for instance in self.instances:
+            instance.kill()
 
     def restart_instance(self, index: int) -> float:
         """SIGTERM, wait for the exit, start again, wait until HAProxy routes to it again.
@@ -390,6 +401,9 @@ def main() -> None:
                 "Ctrl-C stops everything.",
                 flush=True,
             )
+            # Ctrl-C, or SIGTERM, ends the pause; either way everything is stopped.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
             with contextlib.suppress(KeyboardInterrupt):
                 signal.pause()
             print("\nStopping...", flush=True)

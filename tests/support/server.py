@@ -2,6 +2,7 @@
 captured in a file so a test can read every line it wrote. The one helper every test that
 needs a running server uses."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -44,8 +45,15 @@ class ServerProcess:
             command += ["--workers", str(self.workers)]
         # Appended: a restarted server's log follows its first run's.
         with self.log_path.open("ab") as log:
+            # Its own process group, so that kill() reaches uvicorn's workers too: killed
+            # alone, a parent leaves its workers running as orphans.
             self.process = subprocess.Popen(
-                command, cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         if wait:
             self.wait_until_serving()
@@ -81,9 +89,12 @@ class ServerProcess:
             self.kill()
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        """SIGKILL the server and every worker it started."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
