@@ -1,7 +1,9 @@
 """Engine construction and the one way to get a session: `transaction()`.
 
-Every unit of work is one SQL statement (docs/decisions/0003), so statements autocommit:
-a request costs one round trip, not BEGIN, the statement and COMMIT.
+Reads are one SQL statement each (docs/decisions/0003), so they autocommit: a request costs
+one round trip, not BEGIN, the statement and COMMIT. A write takes several statements (the
+feed position, the write, an idempotency key: docs/decisions/0004), so it runs in
+`write_transaction()`.
 """
 
 import logging
@@ -11,7 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
@@ -141,3 +143,38 @@ def _close(session: Session) -> None:
         session.close()
     except sa_exc.DBAPIError as error:
         log.warning("closing a session failed: %s", type(error.orig).__name__)
+
+
+@contextmanager
+def write_transaction() -> Iterator[Session]:
+    """A session whose statements commit together, or not at all when the block raises.
+
+    On PostgreSQL the connection leaves autocommit for the block (READ COMMITTED; the pool
+    puts autocommit back on return). On SQLite it is `BEGIN IMMEDIATE`: the write lock is
+    taken up front, so two writers never both read and then fail to upgrade to writing."""
+    engine = current_engine.get()
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            # pysqlite, in autocommit mode, leaves transactions to us; its commit() and
+            # rollback() then end the one begun here.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection = connection.execution_options(isolation_level="READ COMMITTED")
+        session = Session(bind=connection, expire_on_commit=False)
+        try:
+            yield session
+            session.flush()
+            connection.commit()
+        except BaseException:
+            _rollback(connection)
+            raise
+        finally:
+            _close(session)
+
+
+def _rollback(connection: Connection) -> None:
+    try:
+        connection.rollback()
+    except sa_exc.DBAPIError as error:
+        # The connection is gone; the database rolls the transaction back by itself.
+        log.warning("rolling back failed: %s", type(error.orig).__name__)

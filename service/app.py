@@ -28,7 +28,7 @@ from service.patches.routing import middlewares_with_contract_routing
 from service.patches.signatures import BearerHandler, SnakeCaseResolver, handler_name
 from service.patches.validation import VALIDATOR_MAP
 from service.problems import ServiceUnavailable
-from service.settings import Settings
+from service.settings import Settings, current_settings
 from service.tokens import current_verifier, verifier_from
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(
         BindContext,
         position=MiddlewarePosition.BEFORE_SECURITY,
-        bindings={current_engine: engine, current_verifier: verifier},
+        bindings={
+            current_engine: engine,
+            current_verifier: verifier,
+            current_settings: settings,
+        },
     )
     app.add_middleware(
         BodySizeLimit,
@@ -140,8 +144,22 @@ def _allow_cross_origin(
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         allow_origins=origins,
         allow_methods=sorted({method for _, method in operations.values()}),
-        allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
-        expose_headers=["Location", "X-Total-Count", "Retry-After", REQUEST_ID_HEADER],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "If-Match",
+            "If-None-Match",
+            "Idempotency-Key",
+            REQUEST_ID_HEADER,
+        ],
+        expose_headers=[
+            "Location",
+            "X-Total-Count",
+            "Retry-After",
+            "ETag",
+            "Idempotent-Replayed",
+            REQUEST_ID_HEADER,
+        ],
         max_age=600,
     )
 
