@@ -12,7 +12,7 @@ from db import tasks
 from db.engine import transaction, write_transaction
 from service import sync
 from service.problems import NotFound, PreconditionFailed
-from service.responses import json_body
+from service.responses import JSON, json_body
 from service.settings import current_settings
 
 Body = dict[str, Any]
@@ -53,7 +53,8 @@ def get_task(user_id: str, task_id: int) -> Response:
     with transaction() as session:
         task = _found(tasks.get(session, user_id, task_id), task_id)
     if sync.none_match(task.version):
-        return NoContent, 304, {"ETag": sync.etag(task.version)}
+        # Connexion wants a media type to pick among the operation's; 304 sends no body.
+        return NoContent, 304, {"ETag": sync.etag(task.version), "Content-Type": JSON}
     return _task_answer(task)
 
 

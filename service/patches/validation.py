@@ -17,10 +17,6 @@
 - By default, it knows only `application/json` bodies by our map; we register
   `application/merge-patch+json` (patchTask) with the same validator.
   Pinned by: tests/api/test_patch_task.py.
-- By default, its response validator lets `nullable: true` admit `null` only through `type`
-  and `enum`, so a nullable `allOf` of a schema (TaskChange.task, a Task or null) refuses
-  `null`; ours lets it pass. Pinned by: tests/api/test_changes.py (a deleted task's change).
-  Can go when: Connexion applies `nullable` to the whole schema.
 Each can go when Connexion does the same by itself."""
 
 import json
@@ -28,18 +24,14 @@ import re
 import typing as t
 from datetime import date
 
-from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem
-from connexion.json_schema import Draft4RequestValidator, Draft4ResponseValidator
+from connexion.json_schema import Draft4RequestValidator
 from connexion.validators import (
     JSONRequestBodyValidator,
-    JSONResponseBodyValidator,
     ParameterValidator,
-    TextResponseBodyValidator,
 )
 from jsonschema import Draft4Validator, FormatChecker, ValidationError
 from jsonschema.exceptions import best_match
-from jsonschema.validators import extend
 from starlette.types import Scope
 
 from service.problems import UnprocessableEntity
@@ -148,24 +140,6 @@ class ParametersValidator(ParameterValidator):
         )
 
 
-class JsonResponseValidator(JSONResponseBodyValidator):
-    @property
-    def validator(self) -> t.Any:
-        return compiled(self._schema, NullableAllOfResponseValidator)
-
-
-def _nullable_all_of(
-    validator: t.Any, all_of: t.Any, instance: t.Any, schema: dict[str, t.Any]
-) -> t.Iterator[ValidationError]:
-    if instance is None and schema.get("nullable"):
-        return
-    yield from Draft4Validator.VALIDATORS["allOf"](validator, all_of, instance, schema)
-
-
-NullableAllOfResponseValidator = extend(  # type: ignore[no-untyped-call]
-    Draft4ResponseValidator, {"allOf": _nullable_all_of}
-)
-
 VALIDATOR_MAP = {
     "parameter": ParametersValidator,
     # JSON Merge Patch (patchTask) is JSON, parsed and checked the same way.
@@ -173,7 +147,4 @@ VALIDATOR_MAP = {
         "application/json": JsonBodyValidator,
         "application/merge-patch+json": JsonBodyValidator,
     },
-    "response": MediaTypeDict(
-        {"*/*json": JsonResponseValidator, "text/plain": TextResponseBodyValidator}
-    ),
 }

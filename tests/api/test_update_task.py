@@ -16,7 +16,10 @@ class TestUpdateTask:
         updated = response.json()
         assert_task(updated)
         assert updated == {
-            **task, "title": "New", "updated_at": updated["updated_at"], "version": 2
+            **task,
+            "title": "New",
+            "updated_at": updated["updated_at"],
+            "version": 2,
         }
         assert updated["updated_at"] > task["updated_at"]
         assert api.get(task["id"]).json() == updated
