@@ -13,6 +13,7 @@ from sqlalchemy import (
     Row,
     Table,
     case,
+    cast,
     delete,
     func,
     insert,
@@ -329,7 +330,8 @@ def changes_after(
             literal(True, Boolean).label("deleted"),
             TOMBSTONES.c.id,
             TOMBSTONES.c.user_id,
-            *(null().label(name) for name in TASK_FIELDS[2:]),
+            # Typed, so that PostgreSQL matches them with the other branch's columns.
+            *(cast(null(), TASKS.c[name].type).label(name) for name in TASK_FIELDS[2:]),
         )
         .where(TOMBSTONES.c.user_id == user_id, TOMBSTONES.c.change_position > position)
         .order_by(TOMBSTONES.c.change_position)
