@@ -11,7 +11,7 @@ from tests.support.contract import assert_problem
     [
         pytest.param("OPTIONS", "", "GET, HEAD, POST", id="collection"),
         pytest.param("POST", "/1", "DELETE, GET, HEAD, PATCH, PUT", id="task"),
-        pytest.param("POST", "/changes", "GET, HEAD", id="changes"),
+        pytest.param("PUT", "/changes", "GET, HEAD", id="changes"),
         pytest.param("GET", "/1/complete", "PATCH", id="complete"),
     ],
 )
