@@ -97,7 +97,7 @@ class TestSyncRevision:
                 tasks = connection.execute(
                     text("SELECT id, user_id, version, change_position FROM tasks ORDER BY id")
                 ).all()
-                state = dict(
+                state: dict[str, int] = dict(
                     connection.execute(text("SELECT user_id, last_position FROM sync_state")).all()
                 )
             assert [task.version for task in tasks] == [1, 1, 1]
