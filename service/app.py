@@ -25,7 +25,7 @@ from service.patches.content import DefaultContentType, ServeContract
 from service.patches.cors import AllowedOriginsOnlyCors
 from service.patches.routing import middlewares_with_contract_routing
 from service.patches.signatures import BearerHandler, SnakeCaseResolver, handler_name
-from service.patches.validation import VALIDATOR_MAP
+from service.patches.validation import VALIDATOR_MAP, inline_path_parameters
 from service.patches.violations import RaiseParameterViolations
 from service.problems import ServiceUnavailable
 from service.settings import Settings, current_settings
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         lifespan=_lifespan(engine, settings.threads),
     )
     app.add_api(
-        with_schema_names(contract),
+        inline_path_parameters(with_schema_names(contract)),
         resolver=SnakeCaseResolver(),
         validate_responses=settings.validate_responses,
         # An unknown query parameter is a 422 like any other value the contract refuses,
