@@ -1,7 +1,9 @@
 """Engine construction and the one way to get a session: `transaction()`.
 
-Every unit of work is one SQL statement (docs/decisions/0003), so statements autocommit:
-a request costs one round trip, not BEGIN, the statement and COMMIT.
+Reads are one SQL statement each (docs/decisions/0003), so they autocommit: a request costs
+one round trip, not BEGIN, the statement and COMMIT. A write takes several statements (the
+feed position, the write, an idempotency key: docs/decisions/0005), so it runs in
+`write_transaction()`.
 """
 
 import logging
@@ -11,7 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
@@ -25,6 +27,9 @@ PING_AFTER_IDLE_SECONDS = 1.0
 # own: PostgreSQL's timeout fires first whenever PostgreSQL is actually running the statement.
 DEADLINE_MARGIN_SECONDS = 1.0
 log = logging.getLogger(__name__)
+
+BEGIN, BEGIN_IMMEDIATE, COMMIT, ROLLBACK = "BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"
+TRANSACTION_CONTROL = frozenset({BEGIN, BEGIN_IMMEDIATE, COMMIT, ROLLBACK})
 
 # Errors that mean "the database cannot be reached now", not "this request is wrong":
 # the app answers them with 503, and start-up waits them out.
@@ -121,6 +126,10 @@ def _bound_statements(engine: Engine, seconds: float) -> None:
         _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
     ) -> tuple[str, Any]:
         deadline.start(wait)
+        if statement in TRANSACTION_CONTROL:
+            # Outside a transaction block SET LOCAL only warns; inside, the next statement
+            # carries its own.
+            return statement, parameters
         return prefix + statement, parameters
 
     @event.listens_for(engine, "after_cursor_execute")
@@ -168,3 +177,40 @@ def _close(session: Session) -> None:
         session.close()
     except sa_exc.DBAPIError as error:
         log.warning("closing a session failed: %s", type(error.orig).__name__)
+
+
+@contextmanager
+def write_transaction() -> Iterator[Session]:
+    """A session whose statements commit together, or not at all when the block raises.
+
+    The connection stays in autocommit mode and the transaction is spelt out: `BEGIN` (on
+    SQLite `BEGIN IMMEDIATE`, so the write lock is taken up front and two writers never both
+    read and then fail to upgrade), the statements, `COMMIT`. Switching the driver out of
+    autocommit instead would cost a call per request into psycopg2 that bypasses
+    SQLAlchemy's error handling, so an outage there would not be the 503 it is."""
+    engine = current_engine.get()
+    with engine.connect() as connection:
+        connection.exec_driver_sql(BEGIN_IMMEDIATE if engine.dialect.name == "sqlite" else BEGIN)
+        session = Session(bind=connection, expire_on_commit=False)
+        try:
+            yield session
+            session.flush()
+            connection.exec_driver_sql(COMMIT)
+        except BaseException:
+            _rollback(connection)
+            raise
+        finally:
+            _close(session)
+
+
+def _rollback(connection: Connection) -> None:
+    if connection.invalidated:
+        # The connection broke mid-transaction: the database has rolled back by itself, and
+        # SQLAlchemy only needs its own state cleared.
+        connection.rollback()
+        return
+    try:
+        connection.exec_driver_sql(ROLLBACK)
+    except sa_exc.DBAPIError as error:
+        # The connection is gone; the database rolls the transaction back by itself.
+        log.warning("rolling back failed: %s", type(error.orig).__name__)

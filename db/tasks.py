@@ -1,31 +1,55 @@
-"""Task queries. Each write is one statement filtered by id *and* owner, so a task of
-another user is indistinguishable from a missing one and concurrent changes never interleave."""
+"""Task queries. Each write to a task is one statement filtered by id *and* owner, so a task
+of another user is indistinguishable from a missing one and concurrent changes never
+interleave. Every write runs in a `write_transaction()` and first calls `stamp_change`, the
+one place that says "this user's list changed" (docs/decisions/0004)."""
 
-from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Row,
     Table,
     case,
+    cast,
     delete,
     func,
     insert,
     literal,
+    null,
     or_,
     select,
+    union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlmodel import Session, col
 
-from db.models import Task
+from db.models import SyncState, Task, TaskTombstone
 
 # Plain statements on the table, answered with rows: each change is one statement whose
 # RETURNING row is the response, so nothing here needs ORM objects or a unit of work.
 TASKS: Table = Task.__table__  # type: ignore[attr-defined]
+SYNC: Table = SyncState.__table__  # type: ignore[attr-defined]
+TOMBSTONES: Table = TaskTombstone.__table__  # type: ignore[attr-defined]
+# The columns of a task as the contract's `Task` describes it, in its order.
+TASK_FIELDS = (
+    "id",
+    "user_id",
+    "title",
+    "description",
+    "completed",
+    "priority",
+    "due_date",
+    "completed_at",
+    "created_at",
+    "updated_at",
+    "version",
+)
 
 SORT_COLUMNS: dict[str, Any] = {
     "created": Task.created_at,
@@ -54,6 +78,7 @@ def to_dict(task: Row[Any]) -> dict[str, Any]:
         "completed_at": _timestamp(task.completed_at),
         "created_at": _timestamp(task.created_at),
         "updated_at": _timestamp(task.updated_at),
+        "version": task.version,
     }
 
 
@@ -73,8 +98,28 @@ def _parse_date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
+def stamp_change(session: Session, user_id: str) -> dict[str, Any]:
+    """Record that one of the user's tasks changes in this transaction, and return what the
+    changed task must be stamped with: `updated_at`, `version + 1` and its feed position.
+
+    Every write calls this first, once: the upsert takes the next position from the user's
+    `sync_state` row and holds that row's lock until commit, so one user's writers commit
+    in position order and a feed reader never sees a position filled in behind it."""
+    dialect = session.get_bind().dialect.name
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(SYNC)
+    statement = (
+        upsert.values(user_id=user_id, last_position=1, purged_position=0)
+        .on_conflict_do_update(
+            index_elements=[SYNC.c.user_id], set_={"last_position": SYNC.c.last_position + 1}
+        )
+        .returning(SYNC.c.last_position)
+    )
+    position = session.execute(statement).scalar_one()
+    return {"updated_at": now(), "version": TASKS.c.version + 1, "change_position": position}
+
+
 def create(session: Session, user_id: str, fields: Mapping[str, Any]) -> Row[Any]:
-    stamp = now()
+    stamp = stamp_change(session, user_id)
     completed = bool(fields.get("completed", False))
     statement = (
         insert(TASKS)
@@ -85,9 +130,9 @@ def create(session: Session, user_id: str, fields: Mapping[str, Any]) -> Row[Any
             completed=completed,
             priority=fields.get("priority", "medium"),
             due_date=_parse_date(fields.get("due_date")),
-            completed_at=stamp if completed else None,
-            created_at=stamp,
-            updated_at=stamp,
+            completed_at=stamp["updated_at"] if completed else None,
+            created_at=stamp["updated_at"],
+            **{**stamp, "version": 1},
         )
         .returning(*TASKS.columns)
     )
@@ -162,31 +207,40 @@ def _ordering(key: Any, sort: str, descending: bool) -> list[Any]:
 
 
 def update_fields(
-    session: Session, user_id: str, task_id: int, changes: Mapping[str, Any]
+    session: Session,
+    user_id: str,
+    task_id: int,
+    changes: Mapping[str, Any],
+    versions: Sequence[int] | None = None,
 ) -> Row[Any] | None:
-    """Apply a partial update (merge-patch semantics) in one statement."""
-    values: dict[str, Any] = {**changes, "updated_at": now()}
+    """Apply a partial update (merge-patch semantics) in one statement; with `versions`,
+    only when the task's version is one of them."""
+    values: dict[str, Any] = {**changes, **stamp_change(session, user_id)}
     if "due_date" in changes:
         values["due_date"] = _parse_date(changes["due_date"])
     if "completed" in changes:
         values["completed_at"] = _completed_at_when(
             literal(changes["completed"]), values["updated_at"]
         )
-    return _update_returning(session, user_id, task_id, values)
+    return _update_returning(session, user_id, task_id, values, versions)
 
 
 def set_completion(
-    session: Session, user_id: str, task_id: int, completed: bool | None
+    session: Session,
+    user_id: str,
+    task_id: int,
+    completed: bool | None,
+    versions: Sequence[int] | None = None,
 ) -> Row[Any] | None:
     """Set `completed`, or flip it when `completed` is None, in one statement."""
     new_state = literal(completed) if completed is not None else ~col(Task.completed)
-    stamp = now()
+    stamp = stamp_change(session, user_id)
     values = {
+        **stamp,
         "completed": new_state,
-        "completed_at": _completed_at_when(new_state, stamp),
-        "updated_at": stamp,
+        "completed_at": _completed_at_when(new_state, stamp["updated_at"]),
     }
-    return _update_returning(session, user_id, task_id, values)
+    return _update_returning(session, user_id, task_id, values, versions)
 
 
 def _completed_at_when(completed: Any, stamp: datetime) -> Any:
@@ -195,18 +249,106 @@ def _completed_at_when(completed: Any, stamp: datetime) -> Any:
 
 
 def _update_returning(
-    session: Session, user_id: str, task_id: int, values: Mapping[str, Any]
+    session: Session,
+    user_id: str,
+    task_id: int,
+    values: Mapping[str, Any],
+    versions: Sequence[int] | None,
 ) -> Row[Any] | None:
     statement = (
-        update(TASKS).where(*_owned(user_id, task_id)).values(**values).returning(*TASKS.columns)
+        update(TASKS)
+        .where(*_owned(user_id, task_id, versions))
+        .values(**values)
+        .returning(*TASKS.columns)
     )
     return session.execute(statement).first()
 
 
-def delete_owned(session: Session, user_id: str, task_id: int) -> bool:
-    statement = delete(TASKS).where(*_owned(user_id, task_id)).returning(TASKS.c.id)
-    return session.scalars(statement).first() is not None
+def delete_owned(
+    session: Session,
+    user_id: str,
+    task_id: int,
+    versions: Sequence[int] | None = None,
+    retention: timedelta = timedelta(days=30),
+) -> bool:
+    """Delete the task and leave its tombstone in the feed; clean up expired tombstones."""
+    stamp = stamp_change(session, user_id)
+    statement = delete(TASKS).where(*_owned(user_id, task_id, versions)).returning(TASKS.c.id)
+    if session.scalars(statement).first() is None:
+        return False
+    _purge_tombstones(session, user_id, stamp["updated_at"] - retention)
+    session.execute(
+        insert(TOMBSTONES).values(
+            id=task_id,
+            user_id=user_id,
+            deleted_at=stamp["updated_at"],
+            change_position=stamp["change_position"],
+        )
+    )
+    return True
 
 
-def _owned(user_id: str, task_id: int) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    return col(Task.id) == task_id, col(Task.user_id) == user_id
+def _purge_tombstones(session: Session, user_id: str, cutoff: datetime) -> None:
+    """Lazily, on the user's next delete: no job for the operator to run. The highest purged
+    position is remembered, so that a cursor before it answers 410 instead of missing it."""
+    purged = session.scalars(
+        delete(TOMBSTONES)
+        .where(TOMBSTONES.c.user_id == user_id, TOMBSTONES.c.deleted_at < cutoff)
+        .returning(TOMBSTONES.c.change_position)
+    ).all()
+    if purged:
+        session.execute(
+            update(SYNC)
+            .where(SYNC.c.user_id == user_id, SYNC.c.purged_position < max(purged))
+            .values(purged_position=max(purged))
+        )
+
+
+def changes_after(
+    session: Session, user_id: str, position: int, limit: int
+) -> tuple[list[Row[Any]], int]:
+    """Up to `limit + 1` of the user's changes after `position`, in position order (a task
+    in its latest state, or a tombstone), and the highest position whose tombstone is gone.
+
+    The page is one statement, so tasks and tombstones come from one snapshot; each branch
+    is a bounded scan of its (user_id, change_position) index. The purged position is read
+    after it: a purge that the page might have missed shows there, so it is never missed."""
+    live = (
+        select(
+            TASKS.c.change_position.label("position"),
+            literal(False, Boolean).label("deleted"),
+            *(TASKS.c[name] for name in TASK_FIELDS),
+        )
+        .where(TASKS.c.user_id == user_id, TASKS.c.change_position > position)
+        .order_by(TASKS.c.change_position)
+        .limit(limit + 1)
+        .subquery()
+    )
+    gone = (
+        select(
+            TOMBSTONES.c.change_position.label("position"),
+            literal(True, Boolean).label("deleted"),
+            TOMBSTONES.c.id,
+            TOMBSTONES.c.user_id,
+            # Typed, so that PostgreSQL matches them with the other branch's columns.
+            *(cast(null(), TASKS.c[name].type).label(name) for name in TASK_FIELDS[2:]),
+        )
+        .where(TOMBSTONES.c.user_id == user_id, TOMBSTONES.c.change_position > position)
+        .order_by(TOMBSTONES.c.change_position)
+        .limit(limit + 1)
+        .subquery()
+    )
+    both = union_all(select(live), select(gone)).subquery()
+    page = list(session.execute(select(both).order_by(both.c.position).limit(limit + 1)))
+    purged = session.scalar(select(SYNC.c.purged_position).where(SYNC.c.user_id == user_id))
+    return page, int(purged or 0)
+
+
+def _owned(
+    user_id: str, task_id: int, versions: Sequence[int] | None = None
+) -> list[ColumnElement[bool]]:
+    conditions = [col(Task.id) == task_id, col(Task.user_id) == user_id]
+    if versions is not None:
+        # If-Match: the comparison is part of the write, so it is atomic with it.
+        conditions.append(col(Task.version).in_(versions))
+    return conditions

@@ -28,18 +28,32 @@ from service.patches.content import DefaultContentType, ServeContract
 from service.patches.cors import AllowedOriginsOnlyCors
 from service.patches.routing import middlewares_with_contract_routing
 from service.patches.signatures import BearerHandler, SnakeCaseResolver, handler_name
-from service.patches.validation import VALIDATOR_MAP
+from service.patches.validation import VALIDATOR_MAP, inline_path_parameters
 from service.patches.violations import RaiseParameterViolations
 from service.problems import ServiceUnavailable
-from service.settings import Settings
+from service.settings import Settings, current_settings
 from service.tokens import current_verifier, verifier_from
 
 log = logging.getLogger(__name__)
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 # What a browser frontend on another origin may send and read: the one list of each.
-CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", REQUEST_ID_HEADER]
-CORS_EXPOSED_HEADERS = ["ETag", "Location", "X-Total-Count", "Retry-After", REQUEST_ID_HEADER]
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "If-None-Match",
+    "Idempotency-Key",
+    REQUEST_ID_HEADER,
+]
+CORS_EXPOSED_HEADERS = [
+    "ETag",
+    "Location",
+    "X-Total-Count",
+    "Retry-After",
+    "Idempotent-Replayed",
+    REQUEST_ID_HEADER,
+]
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> AsyncApp:
@@ -63,7 +77,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         lifespan=_lifespan(engine, settings, measured=settings.metrics_port is not None),
     )
     app.add_api(
-        with_schema_names(contract),
+        inline_path_parameters(with_schema_names(contract)),
         resolver=SnakeCaseResolver(),
         validate_responses=settings.validate_responses,
         # An unknown query parameter is a 422 like any other value the contract refuses,
@@ -79,7 +93,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(
         BindContext,
         position=MiddlewarePosition.BEFORE_SECURITY,
-        bindings={current_engine: engine, current_verifier: verifier},
+        bindings={
+            current_engine: engine,
+            current_verifier: verifier,
+            current_settings: settings,
+        },
     )
     # First at this position, so that nothing after validation runs before it.
     app.add_middleware(RaiseParameterViolations, position=MiddlewarePosition.BEFORE_CONTEXT)

@@ -1,5 +1,6 @@
 """Settings, read from the environment and an optional `.env` file."""
 
+from contextvars import ContextVar
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -54,6 +55,11 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Checks every response against the contract: the test suite's guard, a cost in production.
     validate_responses: bool = False
+    # Sync (docs/decisions/0005): 428 for a write without If-Match; how long a stored answer
+    # is replayed for its Idempotency-Key; how long a deleted task's tombstone is kept.
+    require_if_match: bool = False
+    idempotency_key_ttl: float = Field(default=24 * 3600.0, gt=0)
+    tombstone_retention: float = Field(default=30 * 24 * 3600.0, ge=0)
 
     @field_validator("better_auth_secret")
     @classmethod
@@ -104,3 +110,7 @@ class Settings(BaseSettings):
                 "BETTER_AUTH_JWKS_URL, or BETTER_AUTH_SECRET (the secret shared with the "
                 f"frontend for HS256 tokens, at least {MIN_SECRET_LENGTH} characters), or both."
             )
+
+
+# Set per request by the app, like the engine: handlers read the settings they need from it.
+current_settings: ContextVar[Settings] = ContextVar("current_settings")

@@ -14,6 +14,15 @@
   passed; ours does. Pinned by: tests/api/test_create_task.py.
 - By default, it builds (and re-resolves) a jsonschema validator per request and schema;
   ours compiles one per schema. Measured in docs/performance.md.
+- By default, it knows only `application/json` bodies by our map; we register
+  `application/merge-patch+json` (patchTask) with the same validator.
+  Pinned by: tests/api/test_patch_task.py.
+- By default, it appends a path's parameters to each operation's own list in place, once per
+  middleware that builds the operation, so an operation with parameters of its own (listTasks,
+  and every one taking If-Match or Idempotency-Key) validated its path ids six times and
+  reported each violation six times; we hand it operations that already hold their path's
+  parameters (`inline_path_parameters`). Pinned by: tests/api/test_violations.py (a bad id
+  on deleteTask, which takes If-Match, is one entry). Can go when: Connexion copies the list.
 - By default, it reports the first violation only; ours report every one, as
   patches/violations.py describes (`_check_schema`, `ParametersValidator`).
 Each can go when Connexion does the same by itself."""
@@ -171,7 +180,31 @@ def _check(value: t.Any, param: dict[str, t.Any]) -> str | None:
     return None if error is None else readable(error)
 
 
+def inline_path_parameters(contract: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The contract with each path's parameters moved into its operations (an operation's
+    own parameter of the same name and location wins, as OpenAPI says). Changes `contract`."""
+    for item in contract["paths"].values():
+        shared = item.pop("parameters", [])
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            own = operation.get("parameters", [])
+            names = {(p.get("name"), p.get("in")) for p in own if "$ref" not in p}
+            refs = {p["$ref"] for p in own if "$ref" in p}
+            inherited = [
+                p
+                for p in shared
+                if p.get("$ref") not in refs and (p.get("name"), p.get("in")) not in names
+            ]
+            operation["parameters"] = [*own, *inherited]
+    return contract
+
+
 VALIDATOR_MAP = {
     "parameter": ParametersValidator,
-    "body": {"application/json": JsonBodyValidator},
+    # JSON Merge Patch (patchTask) is JSON, parsed and checked the same way.
+    "body": {
+        "application/json": JsonBodyValidator,
+        "application/merge-patch+json": JsonBodyValidator,
+    },
 }

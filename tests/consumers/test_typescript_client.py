@@ -25,7 +25,16 @@ CLIENTS = Path(__file__).resolve().parent / "clients"
 BIN = CLIENTS / "node_modules" / ".bin"
 GENERATED = CLIENTS / "generated" / "tasks-api.d.ts"
 PROGRAM = CLIENTS / "build" / "tasks-client.js"
-NAMED_SCHEMAS = ("Task", "TaskCreate", "TaskUpdate", "TaskCompletion", "Error", "Violation")
+NAMED_SCHEMAS = (
+    "Task",
+    "TaskCreate",
+    "TaskUpdate",
+    "TaskCompletion",
+    "TaskChanges",
+    "TaskChange",
+    "Error",
+    "Violation",
+)
 FRONTEND = CLIENTS / "frontend"
 FRONTEND_PROGRAM = CLIENTS / "build" / "frontend-check.js"
 GUIDE = re.compile(r"## Building a frontend\n(.*?)\n## ", re.DOTALL)
@@ -100,7 +109,19 @@ def test_compiled_program_runs_every_operation(
     assert kept["due_date"] is None
     assert [problem["status"] for problem in summary["problems"]] == [404, 422]
     assert summary["remaining"] == {"tasks": [kept], "total": 1}
-    assert live_server.stored_tasks(user_id, token_for(user_id)) == [kept]
+    synced = summary["synced"]
+    assert synced["replayed"] == "true"
+    assert synced["stale"]["status"] == 412
+    stored = live_server.stored_tasks(user_id, token_for(user_id))
+    oat_milk = next(task for task in stored if task["title"] == "Buy oat milk")
+    assert (oat_milk["version"], oat_milk["priority"]) == (2, "high")
+    assert [task["id"] for task in stored] == [oat_milk["id"], kept["id"]]
+    # The feed, in commit order: the renamed task, the deleted milk, then the oat milk.
+    assert [(c["id"], c["deleted"], c["task"]) for c in synced["changes"]] == [
+        (kept["id"], False, kept),
+        (summary["deleted"], True, None),
+        (oat_milk["id"], False, oat_milk),
+    ]
     deleted = httpx.get(
         f"{live_server.base_url}/api/{user_id}/tasks/{summary['deleted']}",
         headers={"Authorization": f"Bearer {token_for(user_id)}"},

@@ -1,7 +1,7 @@
 import re
 import shutil
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -9,7 +9,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 from db.engine import make_engine
@@ -73,3 +73,54 @@ class TestNewRevision:
         assert f"down_revision: str | None = {head!r}" in text
         # The models and the head agree, so autogenerate found nothing to do.
         assert "op." not in text
+
+
+class TestSyncRevision:
+    def test_0003_upgrades_a_populated_database(self, empty_database: str) -> None:
+        config = alembic_config(empty_database)
+        command.upgrade(config, "0002")
+        engine = make_engine(empty_database)
+        try:
+            with engine.begin() as connection:
+                for user, title in [("ann", "a1"), ("bob", "b1"), ("ann", "a2")]:
+                    connection.execute(
+                        text(
+                            "INSERT INTO tasks (user_id, title, completed, priority, "
+                            "created_at, updated_at) VALUES (:u, :t, false, 'low', :now, :now)"
+                        ),
+                        {"u": user, "t": title, "now": datetime(2026, 11, 1, tzinfo=UTC)},
+                    )
+
+            command.upgrade(config, "head")
+
+            with engine.connect() as connection:
+                tasks = connection.execute(
+                    text("SELECT id, user_id, version, change_position FROM tasks ORDER BY id")
+                ).all()
+                state: dict[str, int] = dict(
+                    connection.execute(text("SELECT user_id, last_position FROM sync_state")).all()
+                )
+            assert [task.version for task in tasks] == [1, 1, 1]
+            assert [task.change_position for task in tasks] == [task.id for task in tasks]
+            assert state == {"ann": tasks[2].id, "bob": tasks[1].id}
+        finally:
+            engine.dispose()
+
+    def test_sqlite_never_reuses_the_id_of_a_deleted_last_task(self, tmp_path: Path) -> None:
+        url = f"sqlite:///{tmp_path / 'ids.db'}"
+        upgrade(url)
+        engine = make_engine(url)
+        insert = text(
+            "INSERT INTO tasks (user_id, title, completed, priority, created_at, updated_at, "
+            "version, change_position) VALUES ('u', 't', false, 'low', :now, :now, 1, 1) "
+            "RETURNING id"
+        )
+        now = {"now": datetime(2026, 11, 1, tzinfo=UTC)}
+        try:
+            with engine.begin() as connection:
+                first = connection.execute(insert, now).scalar_one()
+                connection.execute(text("DELETE FROM tasks WHERE id = :id"), {"id": first})
+                second = connection.execute(insert, now).scalar_one()
+            assert second > first
+        finally:
+            engine.dispose()

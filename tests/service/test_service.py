@@ -18,6 +18,8 @@ OPERATION_IDS = {
     "updateTask",
     "deleteTask",
     "completeTask",
+    "patchTask",
+    "listTaskChanges",
     "health",
     "ready",
 }
