@@ -15,7 +15,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install run test quick fuzz contract-test lint postgres chromium wrk bench bench-scale migration clean
+.PHONY: help install run test quick fuzz contract-test lint postgres chromium cluster-tools cluster wrk bench bench-scale migration clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -68,7 +68,22 @@ chromium: ## install Debian's Chromium for the Swagger console test when it is m
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; fi
 
-test: lint postgres chromium ## the whole suite, on SQLite and a throwaway PostgreSQL
+# HAProxy and PgBouncer for the cluster tier and `make cluster`. As root, PgBouncer runs as
+# the `postgres` user (it refuses root), which the postgres target provides.
+cluster-tools: postgres ## install HAProxy and PgBouncer from Debian's packages when missing
+	@if command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ]; then :; \
+	else echo "Installing HAProxy from Debian's packages..."; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends haproxy >/dev/null; fi
+	@if command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; then :; \
+	else echo "Installing PgBouncer from Debian's packages..."; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null; fi
+
+cluster: install cluster-tools ## PostgreSQL, PgBouncer, 3 instances x 2 workers and HAProxy on loopback, until Ctrl-C
+	$(BIN)/python -m tests.support.cluster
+
+test: lint postgres chromium cluster-tools ## the whole suite, on SQLite and a throwaway PostgreSQL
 	$(BIN)/pytest
 
 fuzz: install postgres ## the contract suite with ten times the examples, on both databases

@@ -1,9 +1,9 @@
-"""Engine construction and the two ways to get a session: `transaction()` and `atomic()`.
+"""Engine construction and the one way to get a session: `transaction()`.
 
-A unit of work that is one SQL statement (docs/decisions/0003) autocommits: a request costs
-one round trip, not BEGIN, the statement and COMMIT. One that needs several statements (a
-task and its tags, a completion and the next occurrence) runs them in `atomic()`
-(docs/decisions/0005).
+Reads are one SQL statement each (docs/decisions/0003), so they autocommit: a request costs
+one round trip, not BEGIN, the statement and COMMIT. A write takes several statements (the
+feed position, the write, an idempotency key: docs/decisions/0005), so it runs in
+`write_transaction()`.
 """
 
 import logging
@@ -13,15 +13,23 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from db import deadline
+
 DEFAULT_DATABASE_URL = "sqlite:///./tasks.db"
 # A connection idle longer than this is pinged before use; one in steady use is not.
 PING_AFTER_IDLE_SECONDS = 1.0
+# How long past `statement_timeout` the service waits for an answer before giving up on its
+# own: PostgreSQL's timeout fires first whenever PostgreSQL is actually running the statement.
+DEADLINE_MARGIN_SECONDS = 1.0
 log = logging.getLogger(__name__)
+
+BEGIN, BEGIN_IMMEDIATE, COMMIT, ROLLBACK = "BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"
+TRANSACTION_CONTROL = frozenset({BEGIN, BEGIN_IMMEDIATE, COMMIT, ROLLBACK})
 
 # Errors that mean "the database cannot be reached now", not "this request is wrong":
 # the app answers them with 503, and start-up waits them out.
@@ -64,13 +72,25 @@ def make_engine(
         pool_timeout=pool_timeout,
         connect_args={"connect_timeout": connect_timeout},
     )
-    _ping_when_idle(engine)
+    _connect_by_deadline(engine, connect_timeout)
+    _ping_when_idle(engine, ping_deadline=connect_timeout)
     if statement_timeout is not None:
         _bound_statements(engine, statement_timeout)
     return engine
 
 
-def _ping_when_idle(engine: Engine) -> None:
+def _connect_by_deadline(engine: Engine, seconds: float) -> None:
+    """psycopg2's green mode connects asynchronously, where libpq ignores `connect_timeout`:
+    the deadline takes its place."""
+    deadline.install()
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        with deadline.deadline(seconds):
+            return dialect.loaded_dbapi.connect(*cargs, **cparams)
+
+
+def _ping_when_idle(engine: Engine, ping_deadline: float) -> None:
     """`pool_pre_ping` costs a round trip on every checkout. A connection back in use within
     a second needs none: if the database went away meanwhile, the statement's own error
     invalidates the pool, and the answer is the 503 an outage gets anyway. A connection
@@ -86,7 +106,7 @@ def _ping_when_idle(engine: Engine) -> None:
         if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
             return
         try:
-            with dbapi_connection.cursor() as cursor:
+            with deadline.deadline(ping_deadline), dbapi_connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
         except engine.dialect.loaded_dbapi.Error as error:
             # The pool discards this connection and checks out (or opens) another.
@@ -99,12 +119,26 @@ def _bound_statements(engine: Engine, seconds: float) -> None:
     trip, and works through Neon's pooled endpoint (PgBouncer in transaction mode), which
     refuses the `options` startup parameter and would hand a session `SET` to another client."""
     prefix = f"SET LOCAL statement_timeout = {max(1, round(seconds * 1000))}; "
+    wait = seconds + DEADLINE_MARGIN_SECONDS
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _bounded(
         _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
     ) -> tuple[str, Any]:
+        deadline.start(wait)
+        if statement in TRANSACTION_CONTROL:
+            # Outside a transaction block SET LOCAL only warns; inside, the next statement
+            # carries its own.
+            return statement, parameters
         return prefix + statement, parameters
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _done(*_args: Any) -> None:
+        deadline.clear()
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(_context: Any) -> None:
+        deadline.clear()
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -146,29 +180,37 @@ def _close(session: Session) -> None:
 
 
 @contextmanager
-def atomic() -> Iterator[Session]:
-    """A session whose statements commit together or not at all.
+def write_transaction() -> Iterator[Session]:
+    """A session whose statements commit together, or not at all when the block raises.
 
-    The engine runs in autocommit mode, so the transaction is opened by hand: on SQLite with
-    BEGIN IMMEDIATE, which takes the write lock at once (a deferred BEGIN that reads first
-    fails with "database is locked" when it later writes, instead of waiting); on PostgreSQL
-    with a plain BEGIN (READ COMMITTED) plus the row locks the statements take themselves.
-    """
-    with transaction() as session:
-        connection = session.connection()
-        sqlite = connection.dialect.name == "sqlite"
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if sqlite else "BEGIN")
+    The connection stays in autocommit mode and the transaction is spelt out: `BEGIN` (on
+    SQLite `BEGIN IMMEDIATE`, so the write lock is taken up front and two writers never both
+    read and then fail to upgrade), the statements, `COMMIT`. Switching the driver out of
+    autocommit instead would cost a call per request into psycopg2 that bypasses
+    SQLAlchemy's error handling, so an outage there would not be the 503 it is."""
+    engine = current_engine.get()
+    with engine.connect() as connection:
+        connection.exec_driver_sql(BEGIN_IMMEDIATE if engine.dialect.name == "sqlite" else BEGIN)
+        session = Session(bind=connection, expire_on_commit=False)
         try:
             yield session
+            session.flush()
+            connection.exec_driver_sql(COMMIT)
         except BaseException:
-            _rollback(session)
+            _rollback(connection)
             raise
-        connection.exec_driver_sql("COMMIT")
+        finally:
+            _close(session)
 
 
-def _rollback(session: Session) -> None:
+def _rollback(connection: Connection) -> None:
+    if connection.invalidated:
+        # The connection broke mid-transaction: the database has rolled back by itself, and
+        # SQLAlchemy only needs its own state cleared.
+        connection.rollback()
+        return
     try:
-        session.connection().exec_driver_sql("ROLLBACK")
+        connection.exec_driver_sql(ROLLBACK)
     except sa_exc.DBAPIError as error:
-        # The connection is gone with its transaction; the pool discards it.
+        # The connection is gone; the database rolls the transaction back by itself.
         log.warning("rolling back failed: %s", type(error.orig).__name__)

@@ -1,4 +1,4 @@
-"""The tasks table. The contract (openapi/tasks.yaml) validates input; these
+"""The tables. The contract (openapi/tasks.yaml) validates input; these
 constraints are the backstop for anything that reaches the database another way."""
 
 from datetime import date, datetime
@@ -13,9 +13,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     PrimaryKeyConstraint,
     SmallInteger,
     String,
+    Text,
     text,
 )
 from sqlmodel import Field, SQLModel, col
@@ -47,6 +49,11 @@ class Task(SQLModel, table=True):
             "recurrence_from IN ('due', 'completion')", name="ck_tasks_recurrence_from"
         ),
         CheckConstraint("length(title) BETWEEN 1 AND 200", name="ck_tasks_title_length"),
+        # The change feed: one user's changes in commit order (docs/decisions/0005).
+        Index("ix_tasks_user_change", "user_id", "change_position"),
+        # AUTOINCREMENT: SQLite would otherwise hand a deleted highest id out again, and a
+        # client that saw the tombstone would take the new task for the old one.
+        {"sqlite_autoincrement": True},
     )
 
     # SQLite only auto-increments an INTEGER PRIMARY KEY (which is 64-bit there).
@@ -86,6 +93,10 @@ class Task(SQLModel, table=True):
     due_minute: int | None = Field(
         default=None, sa_column=Column(SmallInteger, Computed(DUE_MINUTE, persisted=True))
     )
+    # 1 when created, one more on every change; the ETag derives from it.
+    version: int = Field(default=1, sa_type=BigInteger, nullable=False)
+    # Where the task's latest change sits in its owner's feed (SyncState.last_position).
+    change_position: int = Field(sa_type=BigInteger, nullable=False)
 
 
 class TaskTag(SQLModel, table=True):
@@ -108,6 +119,56 @@ class TaskTag(SQLModel, table=True):
     user_id: str = Field(sa_type=String(255), nullable=False)
     name: str = Field(sa_type=String(50), nullable=False)
     position: int = Field(sa_type=SmallInteger, nullable=False)
+
+
+class SyncState(SQLModel, table=True):
+    """One row per user: the position of the user's latest change. Every write takes the next
+    position with an upsert on this row inside its transaction, so the row lock orders one
+    user's writers and positions commit in order (docs/decisions/0005)."""
+
+    __tablename__ = "sync_state"
+
+    user_id: str = Field(sa_type=String(255), primary_key=True)
+    last_position: int = Field(sa_type=BigInteger, nullable=False)
+    # The highest position of a tombstone already cleaned up: a cursor before it may have
+    # missed that deletion and must resync.
+    purged_position: int = Field(default=0, sa_type=BigInteger, nullable=False)
+
+
+class TaskTombstone(SQLModel, table=True):
+    """A deleted task, kept TOMBSTONE_RETENTION so that the feed can report the deletion."""
+
+    __tablename__ = "task_tombstones"
+    __table_args__ = (Index("ix_task_tombstones_user_change", "user_id", "change_position"),)
+
+    id: int = Field(
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    )
+    user_id: str = Field(sa_type=String(255), nullable=False)
+    deleted_at: datetime = Field(sa_type=DateTime(timezone=True), nullable=False)
+    change_position: int = Field(sa_type=BigInteger, nullable=False)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A 2xx answer stored with its Idempotency-Key, in the transaction of the write it
+    answers, and replayed for a retry within IDEMPOTENCY_KEY_TTL."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        PrimaryKeyConstraint("user_id", "key", name="pk_idempotency_keys"),
+        # Expired keys are deleted per user on the next keyed request.
+        Index("ix_idempotency_keys_user_created", "user_id", "created_at"),
+    )
+
+    user_id: str = Field(sa_type=String(255))
+    key: str = Field(sa_type=String(255))
+    # SHA-256 of the method, path and body of the request the key was first used for.
+    fingerprint: bytes = Field(sa_type=LargeBinary(32), nullable=False)
+    status: int = Field(sa_type=SmallInteger, nullable=False)
+    body: str = Field(sa_type=Text, nullable=False)
+    location: str | None = Field(default=None, sa_type=String(600))
+    etag: str | None = Field(default=None, sa_type=String(40))
+    created_at: datetime = Field(sa_type=DateTime(timezone=True), nullable=False)
 
 
 # Due dates descending with the missing ones still last: a mixed-direction index.

@@ -1,12 +1,13 @@
 """Tag queries: a user's tags with their counts, renaming and deleting a tag on every task.
-Each change runs in `db.engine.atomic()` and stamps every task it touches as changed."""
+Each change runs in `db.engine.write_transaction()` and stamps every task it touches as
+changed (`updated_at`, `version`, a feed position of its own)."""
 
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlmodel import Session
 
-from db.tasks import TAGS, TASKS, chunks, mark_changed, now
+from db.tasks import TAGS, TASKS, chunks, lock_feed, stamp_tasks
 
 
 def list_counts(session: Session, user_id: str) -> list[dict[str, Any]]:
@@ -32,7 +33,7 @@ def rename(session: Session, user_id: str, old: str, new: str) -> dict[str, Any]
             ours = (TAGS.c.user_id == user_id, TAGS.c.name == old, TAGS.c.task_id.in_(ids))
             session.execute(delete(TAGS).where(*ours, TAGS.c.task_id.in_(has_new)))
             session.execute(update(TAGS).where(*ours).values(name=new))
-        mark_changed(session, user_id, carriers, now())
+        stamp_tasks(session, user_id, carriers)
     count = session.scalar(
         select(func.count()).where(TAGS.c.user_id == user_id, TAGS.c.name == new)
     )
@@ -48,13 +49,15 @@ def remove(session: Session, user_id: str, name: str) -> bool:
                 TAGS.c.user_id == user_id, TAGS.c.name == name, TAGS.c.task_id.in_(ids)
             )
         )
-    mark_changed(session, user_id, carriers, now())
+    stamp_tasks(session, user_id, carriers)
     return bool(carriers)
 
 
 def _carriers(session: Session, user_id: str, name: str) -> list[int]:
-    """The tasks carrying the tag, locked in id order. A task's row is locked before its
-    tags, as `updateTask` does, so the two never wait for each other in a cycle."""
+    """The tasks carrying the tag, locked in id order. The user's feed row is locked before
+    any task's, and a task's row before its tags, as `updateTask` does, so the two never
+    wait for each other in a cycle."""
+    lock_feed(session, user_id)
     tagged = select(TAGS.c.task_id).where(TAGS.c.user_id == user_id, TAGS.c.name == name)
     query = (
         select(TASKS.c.id)

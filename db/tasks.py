@@ -1,27 +1,36 @@
 """Task queries. Each write is filtered by id *and* owner, so a task of another user is
-indistinguishable from a missing one. A write that is one statement autocommits; one that
-needs several (tags, a completion creating the next occurrence) runs in `db.engine.atomic()`
-and locks the task's row first, so concurrent changes never interleave."""
+indistinguishable from a missing one. Every write runs in `db.engine.write_transaction()`,
+first calls `stamp_change` (or `stamp_tasks`), the one place that says "this user's list
+changed" (docs/decisions/0005), and then locks the task's row, so concurrent changes never
+interleave (docs/decisions/0006)."""
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Row,
     Table,
+    bindparam,
+    cast,
     delete,
     func,
     insert,
+    literal,
+    null,
     or_,
     select,
+    union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlmodel import Session, col
 
-from db.models import Task, TaskTag
+from db.models import SyncState, Task, TaskTag, TaskTombstone
 from db.recurrence import (
     InvalidTaskError,
     check_rule,
@@ -33,9 +42,32 @@ from db.recurrence import (
     zone,
 )
 
-# Plain statements on the table, answered with rows: nothing here needs ORM objects.
+# Plain statements on the tables, answered with rows: nothing here needs ORM objects.
 TASKS: Table = Task.__table__  # type: ignore[attr-defined]
 TAGS: Table = TaskTag.__table__  # type: ignore[attr-defined]
+SYNC: Table = SyncState.__table__  # type: ignore[attr-defined]
+TOMBSTONES: Table = TaskTombstone.__table__  # type: ignore[attr-defined]
+# The columns of a task as the contract's `Task` describes it, in its order (`tags` live in
+# their own table).
+TASK_FIELDS = (
+    "id",
+    "user_id",
+    "title",
+    "description",
+    "completed",
+    "priority",
+    "due_date",
+    "completed_at",
+    "created_at",
+    "updated_at",
+    "version",
+    "due_time",
+    "time_zone",
+    "remind_at",
+    "recurrence",
+    "recurrence_from",
+    "next_occurrence_id",
+)
 
 SORT_COLUMNS: dict[str, Any] = {
     "created": Task.created_at,
@@ -65,19 +97,61 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def changed(stamp: datetime) -> dict[str, Any]:
-    """What every change to a task stamps on it: the one place to add more such columns."""
-    return {"updated_at": stamp}
+def stamp_change(session: Session, user_id: str) -> dict[str, Any]:
+    """Record that one of the user's tasks changes in this transaction, and return what the
+    changed task must be stamped with: `updated_at`, `version + 1` and its feed position.
+
+    Every write calls this first: the upsert takes the next position from the user's
+    `sync_state` row and holds that row's lock until commit, so one user's writers commit
+    in position order and a feed reader never sees a position filled in behind it. A write
+    that changes several tasks calls it once per task (or `stamp_tasks`), so that each has
+    a position of its own."""
+    position = _take_positions(session, user_id, 1)
+    return {"updated_at": now(), "version": TASKS.c.version + 1, "change_position": position}
 
 
-def mark_changed(session: Session, user_id: str, task_ids: Iterable[int], stamp: datetime) -> None:
-    """Stamp tasks changed by a write to another table (their tags)."""
-    for ids in chunks(sorted(set(task_ids))):
-        session.execute(
-            update(TASKS)
-            .where(col(Task.user_id) == user_id, col(Task.id).in_(ids))
-            .values(**changed(stamp))
+def lock_feed(session: Session, user_id: str) -> None:
+    """Take the user's `sync_state` row lock without a position: a write that must find its
+    tasks before it knows how many positions it needs takes the lock first all the same, so
+    every writer locks the feed before any task row and none waits for another in a cycle."""
+    _take_positions(session, user_id, 0)
+
+
+def stamp_tasks(session: Session, user_id: str, task_ids: Sequence[int]) -> None:
+    """Stamp tasks changed by a write to another table (their tags): each gets `updated_at`,
+    `version + 1` and a feed position of its own, in id order."""
+    ids = sorted(set(task_ids))
+    if not ids:
+        return
+    last = _take_positions(session, user_id, len(ids))
+    stamp = now()
+    statement = (
+        update(TASKS)
+        .where(col(Task.user_id) == user_id, col(Task.id) == bindparam("task_id"))
+        .values(
+            updated_at=stamp,
+            version=TASKS.c.version + 1,
+            change_position=bindparam("position"),
         )
+    )
+    first = last - len(ids) + 1
+    rows = [{"task_id": task_id, "position": first + n} for n, task_id in enumerate(ids)]
+    session.connection().execute(statement, rows)
+
+
+def _take_positions(session: Session, user_id: str, count: int) -> int:
+    """Add `count` to the user's feed position, locking the row; the new last position."""
+    dialect = session.get_bind().dialect.name
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(SYNC)
+    statement = (
+        upsert.values(user_id=user_id, last_position=count, purged_position=0)
+        .on_conflict_do_update(
+            index_elements=[SYNC.c.user_id],
+            set_={"last_position": SYNC.c.last_position + count},
+        )
+        .returning(SYNC.c.last_position)
+    )
+    return int(session.execute(statement).scalar_one())
 
 
 def chunks(ids: Sequence[int], size: int = 10_000) -> Iterator[Sequence[int]]:
@@ -102,6 +176,7 @@ def to_dict(task: Row[Any], tags: Sequence[str]) -> dict[str, Any]:
         "completed_at": _timestamp(task.completed_at),
         "created_at": _timestamp(task.created_at),
         "updated_at": _timestamp(task.updated_at),
+        "version": task.version,
         "tags": list(tags),
         "due_time": task.due_time,
         "time_zone": task.time_zone,
@@ -314,17 +389,19 @@ def _check(task: Mapping[str, Any], rule_changed: bool) -> None:
 
 
 def create(session: Session, user_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """A new task (and its tags: run it in `atomic()` when it has any)."""
+    """A new task and its tags."""
     values = _columns(fields)
     _check(values, rule_changed=True)
     tags = normalise_tags(fields.get("tags") or [])
-    row = _insert(session, user_id, values, tags, now())
+    row = _insert(session, user_id, values, tags)
     return to_dict(row, tags)
 
 
 def _insert(
-    session: Session, user_id: str, values: Mapping[str, Any], tags: Sequence[str], stamp: datetime
+    session: Session, user_id: str, values: Mapping[str, Any], tags: Sequence[str]
 ) -> Row[Any]:
+    """A new task at a feed position of its own, version 1."""
+    stamp = stamp_change(session, user_id)
     completed = bool(values.get("completed", False))
     statement = (
         insert(TASKS)
@@ -333,9 +410,10 @@ def _insert(
                 **values,
                 "user_id": user_id,
                 "completed": completed,
-                "completed_at": stamp if completed else None,
-                "created_at": stamp,
-                **changed(stamp),
+                "completed_at": stamp["updated_at"] if completed else None,
+                "created_at": stamp["updated_at"],
+                **stamp,
+                "version": 1,
             }
         )
         .returning(*TASKS.columns)
@@ -355,15 +433,21 @@ def _put_tags(session: Session, user_id: str, task_id: int, tags: Sequence[str])
 
 
 def update_fields(
-    session: Session, user_id: str, task_id: int, changes: Mapping[str, Any]
+    session: Session,
+    user_id: str,
+    task_id: int,
+    changes: Mapping[str, Any],
+    versions: Sequence[int] | None = None,
 ) -> dict[str, Any] | None:
-    """Apply a partial update (merge-patch semantics); run it in `atomic()`.
+    """Apply a partial update (merge-patch semantics); with `versions`, only when the task's
+    version is one of them. None when nothing was written (no such task, or If-Match failed).
 
-    The task's row is locked first, so the checks see the task the change applies to.
-    Becoming completed creates the next occurrence of a recurring task.
+    The feed is stamped first, then the task's row is locked, so the checks see the task the
+    change applies to. Becoming completed creates the next occurrence of a recurring task.
     """
+    stamp = stamp_change(session, user_id)
     current = _locked(session, user_id, task_id)
-    if current is None:
+    if current is None or (versions is not None and current.version not in versions):
         return None
     values = _columns(changes)
     if "due_date" in values and values["due_date"] is None and "due_time" not in values:
@@ -371,10 +455,10 @@ def update_fields(
     merged = {**current._asdict(), **values}
     _check(merged, rule_changed="recurrence" in values or "due_date" in values)
     tags = normalise_tags(changes["tags"]) if "tags" in changes else None
-    stamp = now()
     if "completed" in values:
-        values["completed_at"] = (current.completed_at or stamp) if values["completed"] else None
-    row = _update_returning(session, user_id, task_id, values, stamp)
+        completed_at = current.completed_at or stamp["updated_at"]
+        values["completed_at"] = completed_at if values["completed"] else None
+    row = _update_returning(session, user_id, task_id, {**values, **stamp})
     assert row is not None  # the row is locked by this transaction
     if tags is not None:
         session.execute(delete(TAGS).where(TAGS.c.task_id == task_id))
@@ -382,36 +466,41 @@ def update_fields(
     else:
         tags = tags_of(session, [task_id]).get(task_id, [])
     if values.get("completed") and not current.completed:
-        row = _create_next_occurrence(session, row, tags, stamp)
+        row = _create_next_occurrence(session, row, tags)
     return to_dict(row, tags)
 
 
 def set_completion(
-    session: Session, user_id: str, task_id: int, completed: bool | None
+    session: Session,
+    user_id: str,
+    task_id: int,
+    completed: bool | None,
+    versions: Sequence[int] | None = None,
 ) -> dict[str, Any] | None:
-    """Set `completed`, or flip it when `completed` is None; run it in `atomic()`."""
+    """Set `completed`, or flip it when `completed` is None."""
     if completed is None:
+        lock_feed(session, user_id)
         current = _locked(session, user_id, task_id)
         if current is None:
             return None
         completed = not current.completed
-    return update_fields(session, user_id, task_id, {"completed": completed})
+    return update_fields(session, user_id, task_id, {"completed": completed}, versions)
 
 
-def _create_next_occurrence(
-    session: Session, task: Row[Any], tags: Sequence[str], stamp: datetime
-) -> Row[Any]:
-    """The recurring task just completed creates its next occurrence, once in its life."""
+def _create_next_occurrence(session: Session, task: Row[Any], tags: Sequence[str]) -> Row[Any]:
+    """The recurring task just completed creates its next occurrence, once in its life: a
+    new task (version 1, a feed position after the completed task's)."""
     if not task.recurrence or task.due_date is None or task.next_occurrence_id is not None:
         return task
     tz = zone(task.time_zone)
-    completed_on = _utc(task.completed_at or stamp).astimezone(tz).date()
+    today = now()
+    completed_on = _utc(task.completed_at or today).astimezone(tz).date()
     following = next_occurrence(
         task.recurrence,
         task.recurrence_from,
         task.due_date,
         completed_on,
-        today=stamp.astimezone(tz).date(),
+        today=today.astimezone(tz).date(),
     )
     if following is None:
         return task
@@ -427,9 +516,10 @@ def _create_next_occurrence(
         "recurrence": following.recurrence,
         "recurrence_from": task.recurrence_from,
     }
-    occurrence = _insert(session, task.user_id, values, tags, stamp)
+    occurrence = _insert(session, task.user_id, values, tags)
+    # Part of the completion this transaction already stamped: no second version.
     updated = _update_returning(
-        session, task.user_id, task.id, {"next_occurrence_id": occurrence.id}, stamp
+        session, task.user_id, task.id, {"next_occurrence_id": occurrence.id}
     )
     assert updated is not None  # the row is locked by this transaction
     return updated
@@ -441,27 +531,103 @@ def _locked(session: Session, user_id: str, task_id: int) -> Row[Any] | None:
 
 
 def _update_returning(
-    session: Session, user_id: str, task_id: int, values: Mapping[str, Any], stamp: datetime
+    session: Session, user_id: str, task_id: int, values: Mapping[str, Any]
 ) -> Row[Any] | None:
     statement = (
-        update(TASKS)
-        .where(*_owned(user_id, task_id))
-        .values({**values, **changed(stamp)})
-        .returning(*TASKS.columns)
+        update(TASKS).where(*_owned(user_id, task_id)).values(**values).returning(*TASKS.columns)
     )
     return session.execute(statement).first()
 
 
-def delete_owned(session: Session, user_id: str, task_id: int) -> bool:
-    """Delete a task and its tags; run it in `atomic()`. The task first, as every writer
-    locks a task before its tags; PostgreSQL's cascade then leaves nothing for the second
-    statement, which is there for SQLite (it enforces no foreign keys by default)."""
-    statement = delete(TASKS).where(*_owned(user_id, task_id)).returning(TASKS.c.id)
+def delete_owned(
+    session: Session,
+    user_id: str,
+    task_id: int,
+    versions: Sequence[int] | None = None,
+    retention: timedelta = timedelta(days=30),
+) -> bool:
+    """Delete the task and its tags and leave its tombstone in the feed; clean up expired
+    tombstones. The task first, as every writer locks a task before its tags; PostgreSQL's
+    cascade then leaves no tags for the second statement, which is there for SQLite (it
+    enforces no foreign keys by default)."""
+    stamp = stamp_change(session, user_id)
+    statement = delete(TASKS).where(*_owned(user_id, task_id, versions)).returning(TASKS.c.id)
     if session.scalars(statement).first() is None:
         return False
     session.execute(delete(TAGS).where(TAGS.c.task_id == task_id, TAGS.c.user_id == user_id))
+    _purge_tombstones(session, user_id, stamp["updated_at"] - retention)
+    session.execute(
+        insert(TOMBSTONES).values(
+            id=task_id,
+            user_id=user_id,
+            deleted_at=stamp["updated_at"],
+            change_position=stamp["change_position"],
+        )
+    )
     return True
 
 
-def _owned(user_id: str, task_id: int) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    return col(Task.id) == task_id, col(Task.user_id) == user_id
+def _purge_tombstones(session: Session, user_id: str, cutoff: datetime) -> None:
+    """Lazily, on the user's next delete: no job for the operator to run. The highest purged
+    position is remembered, so that a cursor before it answers 410 instead of missing it."""
+    purged = session.scalars(
+        delete(TOMBSTONES)
+        .where(TOMBSTONES.c.user_id == user_id, TOMBSTONES.c.deleted_at < cutoff)
+        .returning(TOMBSTONES.c.change_position)
+    ).all()
+    if purged:
+        session.execute(
+            update(SYNC)
+            .where(SYNC.c.user_id == user_id, SYNC.c.purged_position < max(purged))
+            .values(purged_position=max(purged))
+        )
+
+
+def changes_after(
+    session: Session, user_id: str, position: int, limit: int
+) -> tuple[list[Row[Any]], int]:
+    """Up to `limit + 1` of the user's changes after `position`, in position order (a task
+    in its latest state, or a tombstone), and the highest position whose tombstone is gone.
+
+    The page is one statement, so tasks and tombstones come from one snapshot; each branch
+    is a bounded scan of its (user_id, change_position) index. The purged position is read
+    after it: a purge that the page might have missed shows there, so it is never missed."""
+    live = (
+        select(
+            TASKS.c.change_position.label("position"),
+            literal(False, Boolean).label("deleted"),
+            *(TASKS.c[name] for name in TASK_FIELDS),
+        )
+        .where(TASKS.c.user_id == user_id, TASKS.c.change_position > position)
+        .order_by(TASKS.c.change_position)
+        .limit(limit + 1)
+        .subquery()
+    )
+    gone = (
+        select(
+            TOMBSTONES.c.change_position.label("position"),
+            literal(True, Boolean).label("deleted"),
+            TOMBSTONES.c.id,
+            TOMBSTONES.c.user_id,
+            # Typed, so that PostgreSQL matches them with the other branch's columns.
+            *(cast(null(), TASKS.c[name].type).label(name) for name in TASK_FIELDS[2:]),
+        )
+        .where(TOMBSTONES.c.user_id == user_id, TOMBSTONES.c.change_position > position)
+        .order_by(TOMBSTONES.c.change_position)
+        .limit(limit + 1)
+        .subquery()
+    )
+    both = union_all(select(live), select(gone)).subquery()
+    page = list(session.execute(select(both).order_by(both.c.position).limit(limit + 1)))
+    purged = session.scalar(select(SYNC.c.purged_position).where(SYNC.c.user_id == user_id))
+    return page, int(purged or 0)
+
+
+def _owned(
+    user_id: str, task_id: int, versions: Sequence[int] | None = None
+) -> list[ColumnElement[bool]]:
+    conditions = [col(Task.id) == task_id, col(Task.user_id) == user_id]
+    if versions is not None:
+        # If-Match: the comparison is part of the write, so it is atomic with it.
+        conditions.append(col(Task.version).in_(versions))
+    return conditions

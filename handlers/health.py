@@ -5,6 +5,8 @@ from typing import Any
 from sqlalchemy import text
 
 from db.engine import transaction
+from service.draining import DRAINING
+from service.problems import ServiceUnavailable
 from service.responses import json_body
 
 OK = {"status": "ok"}
@@ -16,7 +18,10 @@ def health() -> tuple[Any, int, dict[str, str]]:
 
 
 def ready() -> tuple[Any, int, dict[str, str]]:
-    """The database answers; a database error becomes 503 in the app's error handler."""
+    """The database answers and the process is not shutting down; a database error becomes
+    503 in the app's error handler."""
+    if DRAINING.is_set():
+        raise ServiceUnavailable("The instance is shutting down.")
     with transaction() as session:
         session.execute(text("SELECT 1"))
     return json_body(OK)

@@ -6,7 +6,7 @@ from typing import Any
 from connexion import NoContent
 
 from db import tags
-from db.engine import atomic, transaction
+from db.engine import transaction, write_transaction
 from db.recurrence import InvalidTaskError
 from db.tasks import normalise_tag, normalise_tags
 from service.problems import NotFound, UnprocessableEntity
@@ -27,8 +27,11 @@ def rename_tag(user_id: str, tag: str, body: dict[str, Any]) -> Response:
     try:
         (new,) = normalise_tags([body["name"]])
     except InvalidTaskError as error:
-        raise UnprocessableEntity(str(error).replace("tags:", "name:", 1)) from None
-    with atomic() as session:
+        detail = str(error).replace("tags:", "name:", 1)
+        raise UnprocessableEntity(
+            detail, errors=[{"detail": detail, "pointer": "#/name"}]
+        ) from None
+    with write_transaction() as session:
         renamed = tags.rename(session, user_id, old, new)
     if renamed is None:
         raise _not_found(old)
@@ -38,7 +41,7 @@ def rename_tag(user_id: str, tag: str, body: dict[str, Any]) -> Response:
 def delete_tag(user_id: str, tag: str) -> tuple[Any, int]:
     """Remove a tag from every task."""
     name = normalise_tag(tag)
-    with atomic() as session:
+    with write_transaction() as session:
         if not tags.remove(session, user_id, name):
             raise _not_found(name)
     return NoContent, 204

@@ -1,21 +1,26 @@
 """Task operations. Connexion has authenticated the user and validated every
 parameter and body against the contract before these run."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
 
 from connexion import NoContent
+from sqlalchemy import Row
 from sqlmodel import Session
 
 from db import tasks
-from db.engine import atomic, transaction
+from db.engine import transaction, write_transaction
 from db.recurrence import InvalidTaskError
-from service.problems import NotFound, UnprocessableEntity
-from service.responses import json_body
+from service import metrics, sync
+from service.patches.violations import pointer
+from service.problems import NotFound, PreconditionFailed, UnprocessableEntity
+from service.responses import JSON, json_body
+from service.settings import current_settings
 
 Body = dict[str, Any]
 Response = tuple[Any, int, dict[str, str]]
+T = TypeVar("T")
 
 
 def list_tasks(
@@ -53,49 +58,121 @@ def list_tasks(
 
 
 def create_task(user_id: str, body: Body) -> Response:
-    """A new task for the user."""
-    # A task without tags is one statement; with tags, two that commit together.
-    with _checked(atomic() if body.get("tags") else transaction()) as session:
-        task = tasks.create(session, user_id, body)
-    return json_body(task, 201, headers={"Location": f"/api/{user_id}/tasks/{task['id']}"})
+    """A new task for the user; with an Idempotency-Key, at most one per key."""
+
+    def create(session: Session) -> Response:
+        task = _checked(lambda: tasks.create(session, user_id, body))
+        return _task_answer(task, 201, {"Location": f"/api/{user_id}/tasks/{task['id']}"})
+
+    return sync.idempotent(user_id, body, create)
 
 
 def get_task(user_id: str, task_id: int) -> Response:
-    """One of the user's tasks."""
+    """One of the user's tasks; 304 when If-None-Match names its current version."""
     with transaction() as session:
-        return json_body(_found(tasks.get(session, user_id, task_id), task_id))
+        task = _found(tasks.get(session, user_id, task_id), task_id)
+    if sync.none_match(task["version"]):
+        # Connexion wants a media type to pick among the operation's; 304 sends no body.
+        return NoContent, 304, {"ETag": sync.etag(task["version"]), "Content-Type": JSON}
+    return _task_answer(task)
 
 
 def update_task(user_id: str, task_id: int, body: Body) -> Response:
     """Change the fields present in the body, keep the others."""
-    with _checked(atomic()) as session:
-        task = tasks.update_fields(session, user_id, task_id, body)
-        return json_body(_found(task, task_id))
+    versions = sync.if_match_versions()
+    with write_transaction() as session:
+        task = _checked(lambda: tasks.update_fields(session, user_id, task_id, body, versions))
+        return _task_answer(_written(session, task, user_id, task_id))
+
+
+def patch_task(user_id: str, task_id: int, body: Body) -> Response:
+    """A JSON Merge Patch of the task: the same change as `update_task`, retry-safe."""
+    versions = sync.if_match_versions()
+
+    def patch(session: Session) -> Response:
+        task = _checked(lambda: tasks.update_fields(session, user_id, task_id, body, versions))
+        return _task_answer(_written(session, task, user_id, task_id))
+
+    return sync.idempotent(user_id, body, patch)
 
 
 def delete_task(user_id: str, task_id: int) -> tuple[Any, int]:
-    """Delete one of the user's tasks."""
-    with atomic() as session:
-        if not tasks.delete_owned(session, user_id, task_id):
-            raise _not_found(task_id)
+    """Delete one of the user's tasks, leaving a tombstone in the feed."""
+    versions = sync.if_match_versions()
+    retention = timedelta(seconds=current_settings.get().tombstone_retention)
+    with write_transaction() as session:
+        if not tasks.delete_owned(session, user_id, task_id, versions, retention):
+            _written(session, None, user_id, task_id)
     return NoContent, 204
 
 
 def complete_task(user_id: str, task_id: int, body: Body | None = None) -> Response:
     """Set `completed` from the body, or flip it when there is no body."""
-    with _checked(atomic()) as session:
-        task = tasks.set_completion(session, user_id, task_id, (body or {}).get("completed"))
-        return json_body(_found(task, task_id))
+    versions = sync.if_match_versions()
+
+    def complete(session: Session) -> Response:
+        completed = (body or {}).get("completed")
+        task = _checked(
+            lambda: tasks.set_completion(session, user_id, task_id, completed, versions)
+        )
+        return _task_answer(_written(session, task, user_id, task_id))
+
+    return sync.idempotent(user_id, body, complete)
 
 
-@contextmanager
-def _checked(unit: Any) -> Iterator[Session]:
-    """The unit of work, with a task the schema could not rule out answered 422."""
+def list_task_changes(user_id: str, cursor: str | None = None, limit: int = 500) -> Response:
+    """The user's changes after the cursor, in commit order."""
+    position = sync.decode_cursor(cursor) if cursor is not None else 0
+    with transaction() as session:
+        rows, purged_position = tasks.changes_after(session, user_id, position, limit)
+        page = rows[:limit]
+        bodies = iter(tasks.bodies(session, [row for row in page if not row.deleted]))
+    sync.check_not_purged(position, purged_position)
+    metrics.CHANGE_FEED_PAGES.inc()
+    return json_body(
+        {
+            "changes": [_change(row, bodies) for row in page],
+            "cursor": sync.encode_cursor(page[-1].position if page else position),
+            "has_more": len(rows) > limit,
+        }
+    )
+
+
+def _change(row: Row[Any], bodies: Any) -> dict[str, Any]:
+    if row.deleted:
+        return {"id": row.id, "deleted": True, "task": None}
+    return {"id": row.id, "deleted": False, "task": next(bodies)}
+
+
+def _checked(write: Callable[[], T]) -> T:
+    """The write, with a task the schema could not rule out answered 422 (inside the
+    transaction, so nothing of it is stored). The message names its field first."""
     try:
-        with unit as session:
-            yield session
+        return write()
     except InvalidTaskError as error:
-        raise UnprocessableEntity(str(error)) from None
+        detail = str(error)
+        field = detail.split(":", 1)[0]
+        raise UnprocessableEntity(
+            detail, errors=[{"detail": detail, "pointer": pointer([field])}]
+        ) from None
+
+
+def _task_answer(task: Body, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return json_body(task, status, {"ETag": sync.etag(task["version"]), **(headers or {})})
+
+
+def _written(session: Session, task: Body | None, user_id: str, task_id: int) -> Body:
+    """The written task; when nothing was written, 404 for a task the user does not have,
+    or 412 (with its current ETag) for one whose version If-Match did not name."""
+    if task is not None:
+        return task
+    current = tasks.get(session, user_id, task_id)
+    if current is None:
+        raise _not_found(task_id)
+    tag = sync.etag(current["version"])
+    raise PreconditionFailed(
+        f"Task {task_id} has changed (its ETag is now {tag}); fetch it and retry.", tag
+    )
 
 
 def _found(task: Body | None, task_id: int) -> Body:

@@ -1,7 +1,6 @@
 """The composition root: `create_app()` builds the engine, loads the contract and
 wires errors and middleware. Nothing connects to anything at import time."""
 
-import copy
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -16,24 +15,46 @@ from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.problem import problem
 from sqlalchemy import Engine
-from starlette.middleware.cors import CORSMiddleware
+from sqlalchemy import exc as sa_exc
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from db.deadline import DeadlineExceeded
 from db.engine import DATABASE_UNAVAILABLE, current_engine, make_engine
-from service.contract import load_contract
+from service import draining, metrics
+from service.contract import load_contract, with_schema_names
 from service.limits import BodySizeLimit, HeadSizeLimit
 from service.logs import REQUEST_ID_HEADER, RequestLog
 from service.patches.content import DefaultContentType, ServeContract
+from service.patches.cors import AllowedOriginsOnlyCors
 from service.patches.query import ExplodedFormArrays
 from service.patches.routing import middlewares_with_contract_routing
 from service.patches.signatures import BearerHandler, SnakeCaseResolver, handler_name
-from service.patches.validation import VALIDATOR_MAP
+from service.patches.validation import VALIDATOR_MAP, inline_path_parameters
+from service.patches.violations import RaiseParameterViolations
 from service.problems import ServiceUnavailable
-from service.settings import Settings
+from service.settings import Settings, current_settings
 from service.tokens import current_verifier, verifier_from
 
 log = logging.getLogger(__name__)
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+# What a browser frontend on another origin may send and read: the one list of each.
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "If-None-Match",
+    "Idempotency-Key",
+    REQUEST_ID_HEADER,
+]
+CORS_EXPOSED_HEADERS = [
+    "ETag",
+    "Location",
+    "X-Total-Count",
+    "Retry-After",
+    "Idempotent-Replayed",
+    REQUEST_ID_HEADER,
+]
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> AsyncApp:
@@ -55,10 +76,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         validator_map=VALIDATOR_MAP,
         uri_parser_class=ExplodedFormArrays,
         security_map={"bearer": BearerHandler},
-        lifespan=_lifespan(engine, settings.threads),
+        lifespan=_lifespan(engine, settings, measured=settings.metrics_port is not None),
     )
     app.add_api(
-        copy.deepcopy(contract),
+        inline_path_parameters(with_schema_names(contract)),
         resolver=SnakeCaseResolver(),
         validate_responses=settings.validate_responses,
         # An unknown query parameter is a 422 like any other value the contract refuses,
@@ -74,14 +95,27 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(
         BindContext,
         position=MiddlewarePosition.BEFORE_SECURITY,
-        bindings={current_engine: engine, current_verifier: verifier},
+        bindings={
+            current_engine: engine,
+            current_verifier: verifier,
+            current_settings: settings,
+        },
     )
+    # First at this position, so that nothing after validation runs before it.
+    app.add_middleware(RaiseParameterViolations, position=MiddlewarePosition.BEFORE_CONTEXT)
     app.add_middleware(
         BodySizeLimit,
         position=MiddlewarePosition.BEFORE_VALIDATION,
         timeout_seconds=settings.request_body_timeout,
     )
     _add_operations_middleware(app, settings, _operation_paths(contract))
+    if settings.metrics_port is not None:
+        app.add_middleware(
+            metrics.RequestMetrics,
+            position=MiddlewarePosition.BEFORE_EXCEPTION,
+            operations=_operation_ids(contract),
+        )
+        metrics.watch_pool(engine)
     app.add_error_handler(Unauthorized, _unauthorized)
     for error in DATABASE_UNAVAILABLE:
         app.add_error_handler(error, _database_unavailable)
@@ -100,23 +134,30 @@ def _add_operations_middleware(
         routes={name: path for name, (path, _) in operations.items()},
     )
     if settings.allowed_origins:
-        _allow_cross_origin(app, settings.allowed_origins, operations)
+        _allow_cross_origin(app, settings, operations)
     app.add_middleware(HeadSizeLimit, position=MiddlewarePosition.BEFORE_SWAGGER)
     app.add_middleware(DefaultContentType, position=MiddlewarePosition.BEFORE_VALIDATION)
 
 
-def _lifespan(engine: Engine, threads: int) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+def _lifespan(
+    engine: Engine, settings: Settings, *, measured: bool
+) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    threads = settings.threads
+
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         # Connexion runs sync handlers on anyio's default thread limiter (40 threads);
         # size it to the connection pool so waiting happens here, not in the pool.
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        draining.install(settings.drain_seconds)
         log.info("serving with %d worker threads", threads)
         try:
             yield
         finally:
             engine.dispose()
             log.info("database connections closed")
+            if measured:
+                metrics.process_exited()
 
     return lifespan
 
@@ -134,16 +175,30 @@ def _operation_paths(contract: dict[str, Any]) -> dict[str, tuple[str, str]]:
     }
 
 
+def _operation_ids(contract: dict[str, Any]) -> dict[str, str]:
+    """handler name -> operationId: the metrics' label, never the client's path."""
+    return {
+        handler_name(operation["x-openapi-router-controller"], operation["operationId"]): (
+            operation["operationId"]
+        )
+        for item in contract["paths"].values()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+    }
+
+
 def _allow_cross_origin(
-    app: AsyncApp, origins: list[str], operations: dict[str, tuple[str, str]]
+    app: AsyncApp, settings: Settings, operations: dict[str, tuple[str, str]]
 ) -> None:
+    settings.require_safe_cors()
     app.add_middleware(
-        CORSMiddleware,
+        AllowedOriginsOnlyCors,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
-        allow_origins=origins,
+        allow_origins=settings.allowed_origins,
         allow_methods=sorted({method for _, method in operations.values()}),
-        allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
-        expose_headers=["Location", "X-Total-Count", "Retry-After", REQUEST_ID_HEADER],
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+        allow_credentials=settings.cors_allow_credentials,
         max_age=600,
     )
 
@@ -156,6 +211,10 @@ def _unauthorized(_request: ConnexionRequest, error: Unauthorized) -> ConnexionR
 
 def _database_unavailable(_request: ConnexionRequest, error: Exception) -> ConnexionResponse:
     log.warning("database unavailable: %s", type(error).__name__)
+    if isinstance(error, sa_exc.TimeoutError):
+        metrics.POOL_TIMEOUTS.inc()
+    elif isinstance(getattr(error, "orig", None), DeadlineExceeded):
+        metrics.DB_DEADLINES.inc()
     return ServiceUnavailable().to_problem()
 
 

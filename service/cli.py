@@ -3,7 +3,12 @@
 import argparse
 import logging
 import logging.config
+import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
@@ -17,6 +22,10 @@ from service.tokens import verifier_from
 
 # h11 enforces a documented limit on a request's line and headers; httptools has none.
 MAX_REQUEST_HEAD_BYTES = 16 * 1024
+# How long uvicorn's supervisor lets a worker take to start (and to answer its ping) before
+# killing it. Its default, 5 s, is shorter than a start on a busy two-core host (imports and
+# the contract take seconds): the workers were killed and restarted in a loop.
+WORKER_HEALTHCHECK_SECONDS = 30
 log = logging.getLogger(__name__)
 
 
@@ -66,6 +75,7 @@ def _token(settings: Settings, args: argparse.Namespace) -> None:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     settings.require_auth()
+    settings.require_safe_cors()
     log_config = logging_config(settings.log_level)
     logging.config.dictConfig(log_config)
     try:
@@ -83,16 +93,41 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         f"  A token for the console or curl: {sys.argv[0]} token <user_id>",
         flush=True,
     )
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=args.workers or settings.workers,
-        log_level=settings.log_level,
-        **_server_limits(settings),
-        log_config=log_config,
-    )
+    with _metrics(host, settings.metrics_port):
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers or settings.workers,
+            log_level=settings.log_level,
+            **_server_limits(settings),
+            log_config=log_config,
+        )
+
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def _metrics(host: str, port: int | None) -> Iterator[None]:
+    """A fresh directory where the workers keep their metrics, removed afterwards (a
+    previous run's values must not count), and the listener that serves them."""
+    if port is None:
+        os.environ.pop(MULTIPROC_DIR, None)
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="todo-api-metrics-")
+    os.environ[MULTIPROC_DIR] = directory  # inherited by the workers uvicorn starts
+    try:
+        # Only now: prometheus-client chooses its storage when first imported.
+        from service import metrics
+
+        metrics.serve(host, port)
+        print(f"  Metrics:         http://{host}:{port}/metrics", flush=True)
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _server_limits(settings: Settings) -> dict[str, Any]:
@@ -104,6 +139,7 @@ def _server_limits(settings: Settings) -> dict[str, Any]:
         "timeout_keep_alive": settings.keep_alive_timeout,
         "timeout_graceful_shutdown": settings.shutdown_timeout,
         "lifespan": "on",
+        "timeout_worker_healthcheck": WORKER_HEALTHCHECK_SECONDS,
         "access_log": False,  # service.logs.RequestLog writes one JSON line per request
     }
 

@@ -80,11 +80,17 @@ class JwksCache:
             if not self._may_fetch():
                 return
             self._attempted_at = time.monotonic()
+            # Imported here: `todo-api` imports this module before it sets up the metrics'
+            # storage, which prometheus-client chooses at its first import.
+            from service import metrics
+
+            metrics.JWKS_FETCHES.inc()
             try:
                 keys = parse_jwks(await self._fetch())
             except (httpx.HTTPError, TimeoutError, ValueError) as error:
                 # Keep serving the cached keys: a token signed by one of them is still valid.
                 log.warning("JWKS fetch from %s failed: %s", self.url, error)
+                metrics.JWKS_FAILURES.inc()
                 self._failing = True
                 return
             self._keys, self._fetched_at, self._failing = keys, time.monotonic(), False

@@ -6,8 +6,15 @@ RETRY_AFTER_SECONDS = 5
 
 
 class UnprocessableEntity(ProblemException):
-    def __init__(self, detail: str) -> None:
-        super().__init__(status=422, title="Unprocessable Entity", detail=detail)
+    """`errors`, when given, lists every violation (the contract's `Violation`)."""
+
+    def __init__(self, detail: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(
+            status=422,
+            title="Unprocessable Entity",
+            detail=detail,
+            ext={"errors": errors} if errors else None,
+        )
 
 
 class NotFound(ProblemException):
@@ -64,3 +71,32 @@ class InvalidToken(Unauthorized):
         self.headers = {
             "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'
         }
+
+
+class PreconditionFailed(ProblemException):
+    """412: If-Match named no current version; the answer carries the current ETag."""
+
+    def __init__(self, detail: str, etag: str) -> None:
+        super().__init__(
+            status=412, title="Precondition Failed", detail=detail, headers={"ETag": etag}
+        )
+
+
+class PreconditionRequired(ProblemException):
+    def __init__(self) -> None:
+        super().__init__(
+            status=428,
+            title="Precondition Required",
+            detail="This server requires an If-Match header on writes: read the task's ETag "
+            "(getTask) and send it as If-Match.",
+        )
+
+
+class Conflict(ProblemException):
+    def __init__(self, detail: str) -> None:
+        super().__init__(status=409, title="Conflict", detail=detail)
+
+
+class Gone(ProblemException):
+    def __init__(self, detail: str) -> None:
+        super().__init__(status=410, title="Gone", detail=detail)

@@ -1,5 +1,6 @@
 """Settings, read from the environment and an optional `.env` file."""
 
+from contextvars import ContextVar
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -41,13 +42,24 @@ class Settings(BaseSettings):
     db_startup_wait: float = Field(default=30.0, ge=0)
     db_migrations: Literal["upgrade", "check", "off"] = "check"
     cors_origins: str = ""
+    # Browsers then send cookies with cross-origin calls; never together with a `*` origin.
+    cors_allow_credentials: bool = False
     max_connections: int = Field(default=200, ge=1)
     keep_alive_timeout: int = Field(default=5, ge=1)
     request_body_timeout: float = Field(default=30.0, gt=0)
     shutdown_timeout: int = Field(default=10, ge=1)
+    # After SIGTERM, /ready answers 503 this long, while serving, before shutting down.
+    drain_seconds: float = Field(default=0.0, ge=0)
     log_level: str = "info"
+    # Prometheus metrics on their own listener (on HOST); unset, there are none.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Checks every response against the contract: the test suite's guard, a cost in production.
     validate_responses: bool = False
+    # Sync (docs/decisions/0005): 428 for a write without If-Match; how long a stored answer
+    # is replayed for its Idempotency-Key; how long a deleted task's tombstone is kept.
+    require_if_match: bool = False
+    idempotency_key_ttl: float = Field(default=24 * 3600.0, gt=0)
+    tombstone_retention: float = Field(default=30 * 24 * 3600.0, ge=0)
 
     @field_validator("better_auth_secret")
     @classmethod
@@ -64,6 +76,15 @@ class Settings(BaseSettings):
     @property
     def allowed_origins(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    def require_safe_cors(self) -> None:
+        """Refuse credentials for every origin: any site could then call the API as the
+        signed-in user."""
+        if self.cors_allow_credentials and "*" in self.allowed_origins:
+            raise SystemExit(
+                "CORS_ALLOW_CREDENTIALS=true cannot be combined with the `*` origin in "
+                "CORS_ORIGINS: list the frontend origins one by one."
+            )
 
     @field_validator("better_auth_url", "better_auth_jwks_url")
     @classmethod
@@ -89,3 +110,7 @@ class Settings(BaseSettings):
                 "BETTER_AUTH_JWKS_URL, or BETTER_AUTH_SECRET (the secret shared with the "
                 f"frontend for HS256 tokens, at least {MIN_SECRET_LENGTH} characters), or both."
             )
+
+
+# Set per request by the app, like the engine: handlers read the settings they need from it.
+current_settings: ContextVar[Settings] = ContextVar("current_settings")

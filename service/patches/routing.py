@@ -51,12 +51,17 @@ class _MethodNotAllowed:
 
 
 def _add_method_not_allowed_routes(routes: list[Any]) -> None:
-    # A last, any-method route per path answers 405 with every method of that path.
+    # After each path's last route, an any-method route answers 405 with every method of
+    # that path. Right after it, not at the end: `/tasks/changes` must answer PUT with 405
+    # before `/tasks/{task_id}` (whose id matches any segment) takes it for a task id.
     methods: defaultdict[str, set[str]] = defaultdict(set)
-    for route in routes:
+    last: dict[str, int] = {}
+    for index, route in enumerate(routes):
         if isinstance(route, Route) and route.methods:
             methods[route.path] |= route.methods
-    routes.extend(Route(path, _MethodNotAllowed(allowed)) for path, allowed in methods.items())
+            last[route.path] = index
+    for path, index in sorted(last.items(), key=lambda item: item[1], reverse=True):
+        routes.insert(index + 1, Route(path, _MethodNotAllowed(methods[path])))
 
 
 class ContractRouting(RoutingMiddleware):
@@ -70,7 +75,8 @@ class ContractRouting(RoutingMiddleware):
     - By default, Connexion adds one Starlette route per operation, and Starlette's 405 names
       only the methods of the first route whose path matched; we override it because RFC 9110
       wants `Allow` to list every method of the resource (found by Schemathesis).
-      Pinned by: tests/api/test_contract_edges.py (405 lists GET, PUT, PATCH, DELETE).
+      Pinned by: tests/api/test_contract_edges.py (405 lists GET, PUT, PATCH, DELETE; PUT on
+      `/tasks/changes` is a 405, not a task id).
     - By default, Starlette's mount pattern ends in `.*`, which stops at a newline, so a user
       id holding `%0A` matched no operation: a 404 instead of the contract's 403 or 422.
       Pinned by: tests/api/test_contract_edges.py (a user id with a newline is 403).

@@ -10,7 +10,8 @@ from tests.support.contract import assert_problem
     ("method", "path", "allow"),
     [
         pytest.param("OPTIONS", "", "GET, HEAD, POST", id="collection"),
-        pytest.param("PATCH", "/1", "DELETE, GET, HEAD, PUT", id="task"),
+        pytest.param("POST", "/1", "DELETE, GET, HEAD, PATCH, PUT", id="task"),
+        pytest.param("PUT", "/changes", "GET, HEAD", id="changes"),
         pytest.param("GET", "/1/complete", "PATCH", id="complete"),
     ],
 )

@@ -15,7 +15,12 @@ class TestUpdateTask:
         assert response.status_code == 200
         updated = response.json()
         assert_task(updated)
-        assert updated == {**task, "title": "New", "updated_at": updated["updated_at"]}
+        assert updated == {
+            **task,
+            "title": "New",
+            "updated_at": updated["updated_at"],
+            "version": 2,
+        }
         assert updated["updated_at"] > task["updated_at"]
         assert api.get(task["id"]).json() == updated
 

@@ -32,7 +32,7 @@ from tests.support.postgres import PostgresServer, free_port
 ROOT = Path(__file__).resolve().parents[2]
 WORKLOAD = Path(__file__).with_name("workload.lua")
 SECRET = "bench-secret-" + "0123456789abcdef" * 4
-MODES = ("mixed", "list", "get", "create", "update", "complete")
+MODES = ("mixed", "list", "get", "create", "update", "complete", "sync")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 

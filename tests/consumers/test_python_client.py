@@ -194,3 +194,63 @@ def _assert_errors(models: ModuleType, client: Any, user_id: str, deleted_id: in
         assert response.parsed.status == status
         assert response.parsed.detail
     assert "title" in invalid.parsed.detail
+
+
+def test_sync_through_the_generated_client(
+    generated: Path, live_server: ServerProcess, token_for: Callable[..., str]
+) -> None:
+    """ETags and If-Match, an Idempotency-Key retry and a feed walk, with the generated
+    TaskChanges and TaskChange types."""
+    models = importlib.import_module(f"{PACKAGE}.models")
+    client_module = importlib.import_module(PACKAGE)
+    user_id = f"py-{uuid.uuid4().hex[:10]}"
+    with client_module.AuthenticatedClient(
+        base_url=live_server.base_url, token=token_for(user_id), raise_on_unexpected_status=True
+    ) as client:
+        task, etag = _idempotent_create(models, client, user_id)
+        _conditional_writes(models, client, user_id, task, etag)
+        deleted = operation("delete_task").sync_detailed(
+            user_id, task.id, client=client, if_match='"2"'
+        )
+        assert deleted.status_code == 204
+        feed = operation("list_task_changes").sync(user_id, client=client, limit=10)
+        assert isinstance(feed, models.TaskChanges)
+        assert feed.has_more is False
+        assert [(c.id, c.deleted, c.task) for c in feed.changes] == [(task.id, True, None)]
+        later = operation("list_task_changes").sync(user_id, client=client, cursor=feed.cursor)
+        assert (later.changes, later.cursor) == ([], feed.cursor)
+    assert live_server.stored_tasks(user_id, token_for(user_id)) == []
+
+
+def _idempotent_create(models: ModuleType, client: Any, user_id: str) -> tuple[Any, str]:
+    body = models.TaskCreate(title="Buy oat milk")
+    create = operation("create_task")
+    first = create.sync_detailed(user_id, client=client, body=body, idempotency_key="py-key-1")
+    retry = create.sync_detailed(user_id, client=client, body=body, idempotency_key="py-key-1")
+    assert first.status_code == retry.status_code == 201
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.parsed == first.parsed
+    assert first.parsed.version == 1
+    assert operation("list_tasks").sync(user_id, client=client) == [first.parsed]
+    return first.parsed, first.headers["etag"]
+
+
+def _conditional_writes(
+    models: ModuleType, client: Any, user_id: str, task: Any, etag: str
+) -> None:
+    patch = operation("patch_task")
+    change = models.TaskUpdate(priority=models.Priority.HIGH)
+    done = patch.sync_detailed(user_id, task.id, client=client, body=change, if_match=etag)
+    assert done.status_code == 200
+    assert (done.parsed.version, done.headers["etag"]) == (2, '"2"')
+    stale = patch.sync_detailed(
+        user_id, task.id, client=client, body=models.TaskUpdate(title="Lost"), if_match=etag
+    )
+    assert stale.status_code == 412
+    assert isinstance(stale.parsed, models.Error)
+    assert stale.headers["etag"] == '"2"'
+    unchanged = operation("get_task").sync_detailed(
+        user_id, task.id, client=client, if_none_match='"2"'
+    )
+    assert (unchanged.status_code, unchanged.content) == (304, b"")
+    assert operation("get_task").sync(user_id, task.id, client=client) == done.parsed

@@ -15,6 +15,7 @@ from tests.support.api import ROOT, SECRET
 from tests.support.server import ServerProcess
 
 SESSION = re.compile(r"<!-- readme-session.*?-->\s*```sh\n(.*?)```", re.DOTALL)
+SYNC_SESSION = re.compile(r"<!-- readme-session: sync -->\s*```sh\n(.*?)```", re.DOTALL)
 
 
 @pytest.fixture
@@ -41,12 +42,7 @@ def json_documents(text: str) -> list[Any]:
     return documents
 
 
-def test_the_quickstart_curl_session_works_word_for_word(served: tuple[Path, int]) -> None:
-    folder, port = served
-    match = SESSION.search((ROOT / "README.md").read_text(encoding="utf-8"))
-    assert match, "the README has no readme-session block"
-    script = match.group(1).replace("127.0.0.1:8000", f"127.0.0.1:{port}")
-
+def run_session(script: str, folder: Path) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=folder,
@@ -56,11 +52,43 @@ def test_the_quickstart_curl_session_works_word_for_word(served: tuple[Path, int
         timeout=60,
         check=False,
     )
-
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_the_quickstart_curl_session_works_word_for_word(served: tuple[Path, int]) -> None:
+    folder, port = served
+    match = SESSION.search((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert match, "the README has no readme-session block"
+    script = match.group(1).replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+
+    result = run_session(script, folder)
+
     created, listed = json_documents(result.stdout)
     assert created["title"] == "Buy milk"
     assert created["user_id"] == "alice"
     assert created["due_date"] == "2026-12-01"
     assert created["priority"] == "high"
     assert created in listed
+
+
+def test_the_syncing_clients_session_works_word_for_word(served: tuple[Path, int]) -> None:
+    folder, port = served
+    match = SYNC_SESSION.search((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert match, "the README has no sync session block"
+    script = match.group(1).replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+
+    result = run_session(script, folder)
+
+    created, replayed, patched, conflict, feed, since = json_documents(result.stdout)
+    assert replayed == created
+    assert created["title"] == "Buy oat milk"
+    assert created["version"] == 1
+    assert "idempotent-replayed: true" in (folder / "replayed.txt").read_text().lower()
+    assert patched["version"] == 2
+    assert patched["priority"] == "high"
+    assert conflict["status"] == 412
+    assert 'etag: "2"' in (folder / "conflict.txt").read_text().lower()
+    assert feed["changes"][-1] == {"id": created["id"], "deleted": False, "task": patched}
+    assert feed["has_more"] is False
+    assert since["changes"] == [{"id": created["id"], "deleted": True, "task": None}]

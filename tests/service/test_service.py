@@ -21,6 +21,8 @@ OPERATION_IDS = {
     "renameTag",
     "deleteTag",
     "completeTask",
+    "patchTask",
+    "listTaskChanges",
     "health",
     "ready",
 }

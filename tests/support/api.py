@@ -4,10 +4,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from starlette.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CONTRACT = ROOT / "openapi" / "tasks.yaml"
+README = ROOT / "README.md"
 # Screenshots and other evidence a run leaves behind for people to look at (git-ignored).
 ARTIFACTS = ROOT / "tests" / "artifacts"
 # Long enough for HS512 (RFC 7518 §3.2 wants a key as long as the hash).
@@ -15,9 +15,10 @@ SECRET = "test-secret-" + "0123456789abcdef" * 4
 
 
 class Api:
-    """A signed-in user's view of the API: paths and the bearer header filled in."""
+    """A signed-in user's view of the API: paths and the bearer header filled in. The client
+    is the in-process TestClient or an httpx client of a real server."""
 
-    def __init__(self, client: TestClient, user_id: str, token: str) -> None:
+    def __init__(self, client: httpx.Client, user_id: str, token: str) -> None:
         self.client = client
         self.user_id = user_id
         self.headers = {"Authorization": f"Bearer {token}"}

@@ -25,6 +25,7 @@ class Outcome:
     started: float
     finished: float
     status: int | None  # None: the client saw a connection error, not an answer
+    error: str | None = None  # that error
 
 
 @dataclass
@@ -97,8 +98,9 @@ class Worker:
         started = time.monotonic()
         try:
             response = client.request(method, f"/api/{self.user_id}/tasks{path}", **kwargs)
-        except httpx.TransportError:
-            self.outcomes.append(Outcome(operation, started, time.monotonic(), None))
+        except httpx.TransportError as error:
+            failure = f"{type(error).__name__}: {error}"
+            self.outcomes.append(Outcome(operation, started, time.monotonic(), None, failure))
             time.sleep(0.1)
             return None
         self.outcomes.append(Outcome(operation, started, time.monotonic(), response.status_code))

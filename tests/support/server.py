@@ -2,6 +2,7 @@
 captured in a file so a test can read every line it wrote. The one helper every test that
 needs a running server uses."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,22 +22,38 @@ TODO_API = [sys.executable, "-m", "service.cli"]
 
 class ServerProcess:
     def __init__(
-        self, env: dict[str, str], workdir: Path, command: list[str] | None = None
+        self,
+        env: dict[str, str],
+        workdir: Path,
+        command: list[str] | None = None,
+        *,
+        workers: int | None = None,
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir  # pytest's temporary folder, which pytest cleans up
         self.log_path = self.workdir / "server.log"
         self.command = command or TODO_API
+        self.workers = workers
         # No inherited settings and no .env: the test states every variable it relies on.
         self.env = {"PATH": os.environ["PATH"], "LOG_LEVEL": "info", **env}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *, wait: bool = True) -> None:
         command = [*self.command, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        with self.log_path.open("wb") as log:
+        if self.workers is not None:
+            command += ["--workers", str(self.workers)]
+        # Appended: a restarted server's log follows its first run's.
+        with self.log_path.open("ab") as log:
+            # Its own process group, so that kill() reaches uvicorn's workers too: killed
+            # alone, a parent leaves its workers running as orphans.
             self.process = subprocess.Popen(
-                command, cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         if wait:
             self.wait_until_serving()
@@ -72,9 +89,12 @@ class ServerProcess:
             self.kill()
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        """SIGKILL the server and every worker it started."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")

@@ -10,6 +10,8 @@ type TaskUpdate = components["schemas"]["TaskUpdate"];
 type Problem = components["schemas"]["Error"];
 type Tag = components["schemas"]["Tag"];
 type TagRename = components["schemas"]["TagRename"];
+type TaskChanges = components["schemas"]["TaskChanges"];
+type TaskChange = components["schemas"]["TaskChange"];
 type ListQuery = NonNullable<operations["listTasks"]["parameters"]["query"]>;
 type Completion = NonNullable<operations["completeTask"]["requestBody"]>["content"]["application/json"];
 
@@ -162,6 +164,45 @@ async function errors(deletedId: number): Promise<Problem[]> {
   ];
 }
 
+// Sync: an Idempotency-Key retry, If-Match with the ETag (and a stale one: 412), the feed.
+async function sync(): Promise<{ changes: TaskChange[]; stale: Problem; replayed: string | null }> {
+  const key = { "Idempotency-Key": `ts-${Date.now()}` };
+  const created = [];
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const { data, response } = await api.POST("/api/{user_id}/tasks", {
+      params: { path: taskPath, header: key },
+      body: { title: "Buy oat milk" },
+    });
+    created.push({ task: expectTask(data, response, 201), response });
+  }
+  const [first, retry] = created as [(typeof created)[0], (typeof created)[0]];
+  check(first.task.id === retry.task.id && first.task.version === 1, "one task, replayed", created);
+  const etag = first.response.headers.get("ETag");
+  check(etag === '"1"', "the ETag of version 1", etag);
+  const path = { ...taskPath, task_id: first.task.id };
+  const patched = await api.PATCH("/api/{user_id}/tasks/{task_id}", {
+    params: { path, header: { "If-Match": etag } },
+    body: { priority: "high" },
+  });
+  check(expectTask(patched.data, patched.response, 200).version === 2, "version 2", patched.data);
+  const stale = await api.PATCH("/api/{user_id}/tasks/{task_id}", {
+    params: { path, header: { "If-Match": etag } },
+    body: { title: "Lost update" },
+  });
+  const problem = expectProblem(stale.error, stale.response, 412);
+  check(stale.response.headers.get("ETag") === '"2"', "412 names the current ETag", problem);
+  const feed = await api.GET("/api/{user_id}/tasks/changes", {
+    params: { path: taskPath, query: { limit: 1000 } },
+  });
+  check(feed.response.status === 200 && feed.data !== undefined, "feed answers 200", feed.response.status);
+  const page: TaskChanges = feed.data;
+  return {
+    changes: page.changes,
+    stale: problem,
+    replayed: retry.response.headers.get("Idempotent-Replayed"),
+  };
+}
+
 async function main(): Promise<void> {
   await probes();
   const milk = await create({ title: "Buy milk" });
@@ -185,7 +226,10 @@ async function main(): Promise<void> {
   const problems = await errors(milk.id);
   const organised = await organise();
   const remaining = await list({ status: "all" });
-  console.log(JSON.stringify({ deleted: milk.id, kept: renamed, remaining, problems, organised }));
+  const synced = await sync();
+  console.log(
+    JSON.stringify({ deleted: milk.id, kept: renamed, remaining, problems, organised, synced }),
+  );
 }
 
 await main();
