@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from db.engine import DATABASE_UNAVAILABLE, current_engine, make_engine
 from service.contract import load_contract
+from service.dispatch import ContractApp
 from service.limits import BodySizeLimit, HeadSizeLimit
 from service.logs import REQUEST_ID_HEADER, RequestLog
 from service.patches.content import DefaultContentType, ServeContract
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
 
     contract, text = load_contract()
-    app = AsyncApp(
+    app = ContractApp(
         __name__,
         middlewares=middlewares_with_contract_routing(ConnexionMiddleware.default_middlewares),
         validator_map=VALIDATOR_MAP,
