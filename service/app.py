@@ -12,7 +12,7 @@ import anyio.to_thread
 from connexion import AsyncApp
 from connexion.exceptions import Unauthorized
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
-from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
+from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.problem import problem
 from sqlalchemy import Engine
@@ -25,7 +25,7 @@ from service.dispatch import ContractApp
 from service.limits import BodySizeLimit, HeadSizeLimit
 from service.logs import REQUEST_ID_HEADER, RequestLog
 from service.patches.content import DefaultContentType, ServeContract
-from service.patches.routing import middlewares_with_contract_routing
+from service.patches.routing import use_corrected_routing
 from service.patches.signatures import BearerHandler, SnakeCaseResolver, handler_name
 from service.patches.validation import VALIDATOR_MAP
 from service.problems import ServiceUnavailable
@@ -51,7 +51,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     contract, text = load_contract()
     app = ContractApp(
         __name__,
-        middlewares=middlewares_with_contract_routing(ConnexionMiddleware.default_middlewares),
         validator_map=VALIDATOR_MAP,
         security_map={"bearer": BearerHandler},
         lifespan=_lifespan(engine, settings.threads),
@@ -84,6 +83,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_error_handler(Unauthorized, _unauthorized)
     for error in DATABASE_UNAVAILABLE:
         app.add_error_handler(error, _database_unavailable)
+    use_corrected_routing(app.middleware.middlewares)
     return app
 
 
