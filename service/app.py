@@ -1,7 +1,6 @@
 """The composition root: `create_app()` builds the engine, loads the contract and
 wires errors and middleware. Nothing connects to anything at import time."""
 
-import copy
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -16,24 +15,29 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.problem import problem
 from sqlalchemy import Engine
-from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from db.engine import DATABASE_UNAVAILABLE, current_engine, make_engine
-from service.contract import load_contract
+from service.contract import load_contract, with_schema_names
 from service.dispatch import ContractApp
 from service.limits import BodySizeLimit, HeadSizeLimit
 from service.logs import REQUEST_ID_HEADER, RequestLog
 from service.patches.content import DefaultContentType, ServeContract
+from service.patches.cors import AllowedOriginsOnlyCors
 from service.patches.routing import use_corrected_routing
 from service.patches.signatures import BearerHandler, SnakeCaseResolver, handler_name
 from service.patches.validation import VALIDATOR_MAP
+from service.patches.violations import RaiseParameterViolations
 from service.problems import ServiceUnavailable
 from service.settings import Settings
 from service.tokens import current_verifier, verifier_from
 
 log = logging.getLogger(__name__)
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+# What a browser frontend on another origin may send and read: the one list of each.
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", REQUEST_ID_HEADER]
+CORS_EXPOSED_HEADERS = ["ETag", "Location", "X-Total-Count", "Retry-After", REQUEST_ID_HEADER]
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> AsyncApp:
@@ -56,7 +60,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         lifespan=_lifespan(engine, settings.threads),
     )
     app.add_api(
-        copy.deepcopy(contract),
+        with_schema_names(contract),
         resolver=SnakeCaseResolver(),
         validate_responses=settings.validate_responses,
         # An unknown query parameter is a 422 like any other value the contract refuses,
@@ -74,6 +78,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         position=MiddlewarePosition.BEFORE_SECURITY,
         bindings={current_engine: engine, current_verifier: verifier},
     )
+    # First at this position, so that nothing after validation runs before it.
+    app.add_middleware(RaiseParameterViolations, position=MiddlewarePosition.BEFORE_CONTEXT)
     app.add_middleware(
         BodySizeLimit,
         position=MiddlewarePosition.BEFORE_VALIDATION,
@@ -99,7 +105,7 @@ def _add_operations_middleware(
         routes={name: path for name, (path, _) in operations.items()},
     )
     if settings.allowed_origins:
-        _allow_cross_origin(app, settings.allowed_origins, operations)
+        _allow_cross_origin(app, settings, operations)
     app.add_middleware(HeadSizeLimit, position=MiddlewarePosition.BEFORE_SWAGGER)
     app.add_middleware(DefaultContentType, position=MiddlewarePosition.BEFORE_VALIDATION)
 
@@ -134,15 +140,17 @@ def _operation_paths(contract: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
 
 def _allow_cross_origin(
-    app: AsyncApp, origins: list[str], operations: dict[str, tuple[str, str]]
+    app: AsyncApp, settings: Settings, operations: dict[str, tuple[str, str]]
 ) -> None:
+    settings.require_safe_cors()
     app.add_middleware(
-        CORSMiddleware,
+        AllowedOriginsOnlyCors,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
-        allow_origins=origins,
+        allow_origins=settings.allowed_origins,
         allow_methods=sorted({method for _, method in operations.values()}),
-        allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
-        expose_headers=["Location", "X-Total-Count", "Retry-After", REQUEST_ID_HEADER],
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+        allow_credentials=settings.cors_allow_credentials,
         max_age=600,
     )
 

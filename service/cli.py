@@ -66,6 +66,7 @@ def _token(settings: Settings, args: argparse.Namespace) -> None:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     settings.require_auth()
+    settings.require_safe_cors()
     log_config = logging_config(settings.log_level)
     logging.config.dictConfig(log_config)
     try:

@@ -6,8 +6,15 @@ RETRY_AFTER_SECONDS = 5
 
 
 class UnprocessableEntity(ProblemException):
-    def __init__(self, detail: str) -> None:
-        super().__init__(status=422, title="Unprocessable Entity", detail=detail)
+    """`errors`, when given, lists every violation (the contract's `Violation`)."""
+
+    def __init__(self, detail: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(
+            status=422,
+            title="Unprocessable Entity",
+            detail=detail,
+            ext={"errors": errors} if errors else None,
+        )
 
 
 class NotFound(ProblemException):

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     db_startup_wait: float = Field(default=30.0, ge=0)
     db_migrations: Literal["upgrade", "check", "off"] = "check"
     cors_origins: str = ""
+    # Browsers then send cookies with cross-origin calls; never together with a `*` origin.
+    cors_allow_credentials: bool = False
     max_connections: int = Field(default=200, ge=1)
     keep_alive_timeout: int = Field(default=5, ge=1)
     request_body_timeout: float = Field(default=30.0, gt=0)
@@ -64,6 +66,15 @@ class Settings(BaseSettings):
     @property
     def allowed_origins(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    def require_safe_cors(self) -> None:
+        """Refuse credentials for every origin: any site could then call the API as the
+        signed-in user."""
+        if self.cors_allow_credentials and "*" in self.allowed_origins:
+            raise SystemExit(
+                "CORS_ALLOW_CREDENTIALS=true cannot be combined with the `*` origin in "
+                "CORS_ORIGINS: list the frontend origins one by one."
+            )
 
     @field_validator("better_auth_url", "better_auth_jwks_url")
     @classmethod

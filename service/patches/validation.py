@@ -14,6 +14,8 @@
   passed; ours does. Pinned by: tests/api/test_create_task.py.
 - By default, it builds (and re-resolves) a jsonschema validator per request and schema;
   ours compiles one per schema. Measured in docs/performance.md.
+- By default, it reports the first violation only; ours report every one, as
+  patches/violations.py describes (`_check_schema`, `ParametersValidator`).
 - By default, what it parses to validate (the JSON body, the typed path and query values) is
   thrown away and parsed again for the handler; ours leaves it in the request's scope for
   `service.dispatch` to pass on. Pinned by: tests/api/test_dispatch.py.
@@ -26,13 +28,23 @@ from datetime import date
 
 from connexion.exceptions import BadRequestProblem
 from connexion.json_schema import Draft4RequestValidator
+from connexion.lifecycle import ConnexionRequest
+from connexion.utils import is_null, is_nullable
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
-from jsonschema import Draft4Validator, FormatChecker, ValidationError
+from jsonschema import Draft4Validator, FormatChecker
 from jsonschema.exceptions import best_match
-from starlette.types import Scope
+from starlette.types import Receive, Scope
 
 from service.dispatch import PARSED_BODY, PARSED_PARAMETERS
-from service.problems import UnprocessableEntity
+from service.patches.violations import (
+    Violation,
+    body_violations,
+    defer,
+    parameter_violation,
+    pending,
+    readable,
+    unprocessable,
+)
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -104,45 +116,71 @@ class JsonBodyValidator(JSONRequestBodyValidator):
             return
         self._check_schema(body)
 
+    async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
+        # The parameters' violations, reported with the body's (see patches/violations.py).
+        self._parameter_violations = pending(scope)
+        wrapped: tuple[Receive, Scope] = await super().wrap_receive(receive, scope=scope)
+        return wrapped
+
     def _check_schema(self, body: t.Any) -> None:
-        error = best_match(compiled(self._schema).iter_errors(body))
-        if error is not None:
-            where = "/".join(str(part) for part in error.absolute_path) or "body"
-            raise UnprocessableEntity(f"{where}: {readable(error)}")
-
-
-def readable(error: ValidationError) -> str:
-    """The schema's own description says what a pattern means better than the regex."""
-    if error.validator == "pattern" and isinstance(error.schema, dict):
-        return str(error.schema.get("description") or error.message)
-    return str(error.message)
+        errors = list(compiled(self._schema).iter_errors(body))
+        if not errors:
+            return
+        parameters = getattr(self, "_parameter_violations", [])
+        best = best_match(errors)
+        assert best is not None
+        # `detail` stays the one sentence it always was: the parameters' first, if any.
+        where = "/".join(str(part) for part in best.absolute_path) or "body"
+        detail = parameters[0].summary if parameters else f"{where}: {readable(best)}"
+        raise unprocessable([*parameters, *body_violations(errors)], detail)
 
 
 class ParametersValidator(ParameterValidator):
-    def validate_request(self, request: t.Any) -> None:
-        try:
-            super().validate_request(request)
-        except BadRequestProblem as problem:
-            raise UnprocessableEntity(str(problem.detail)) from None
-        parsed = (request.path_params, request.query_params)
-        request.scope.setdefault("extensions", {})[PARSED_PARAMETERS] = parsed
+    """Every parameter's violation, not the first only; held until the body is checked."""
 
-    @staticmethod
-    def validate_parameter(
-        parameter_type: str, value: t.Any, param: dict[str, t.Any], param_name: str | None = None
-    ) -> str | None:
-        if value is None:
-            return (
-                f"Missing {parameter_type} parameter '{param['name']}'"
-                if param.get("required")
-                else None
-            )
-        error = best_match(compiled(param.get("schema", param), Draft4Validator).iter_errors(value))
-        return (
-            None
-            if error is None
-            else f"{parameter_type} parameter '{param['name']}': {readable(error)}"
-        )
+    def validate(self, scope: Scope) -> None:
+        request = ConnexionRequest(scope, uri_parser=self.uri_parser)
+        violations = [*self._unknown_query(request), *self._each_parameter(request)]
+        if violations:
+            defer(scope, violations)
+            return
+        parsed = (request.path_params, request.query_params)
+        scope.setdefault("extensions", {})[PARSED_PARAMETERS] = parsed
+
+    def _unknown_query(self, request: ConnexionRequest) -> list[Violation]:
+        if not self.strict_validation:
+            return []
+        unknown = self.validate_query_parameter_list(request, self.security_query_params)
+        return [
+            parameter_violation("query", name, "not a parameter of this operation")
+            for name in sorted(unknown)
+        ]
+
+    def _each_parameter(self, request: ConnexionRequest) -> list[Violation]:
+        # Connexion leaves a value it cannot convert (`limit=ten`) as the string it was,
+        # so the schema reports it like any other.
+        values: dict[str, t.Callable[[str], t.Any]] = {
+            "query": lambda name: request.query_params.get(name),
+            "path": lambda name: request.path_params.get(name.replace("-", "_")),
+            "header": lambda name: request.headers.get(name),
+            "cookie": lambda name: request.cookies.get(name),
+        }
+        found = []
+        for where, value_of in values.items():
+            for param in self.parameters.get(where, []):
+                message = _check(value_of(param["name"]), param)
+                if message is not None:
+                    found.append(parameter_violation(where, param["name"], message))
+        return found
+
+
+def _check(value: t.Any, param: dict[str, t.Any]) -> str | None:
+    if value is None:
+        return "missing" if param.get("required") else None
+    if is_nullable(param) and is_null(value):
+        return None
+    error = best_match(compiled(param.get("schema", param), Draft4Validator).iter_errors(value))
+    return None if error is None else readable(error)
 
 
 VALIDATOR_MAP = {

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 from connexion import AsyncApp
+from connexion.middleware import MiddlewarePosition
 from starlette.testclient import TestClient
 
 from service.dispatch import ContractApp, Plan
 from service.patches.validation import VALIDATOR_MAP, JsonBodyValidator
+from service.patches.violations import RaiseParameterViolations
 
 CONTRACT = Path(__file__).parents[1] / "support" / "dispatch" / "contract.yaml"
 AUTH = {"Authorization": "Bearer good"}
@@ -98,6 +100,8 @@ REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
 def _client(app_class: type[AsyncApp], validator_map: dict[str, Any]) -> TestClient:
     app = app_class(__name__, validator_map=validator_map, strict_validation=True)
     app.add_api(CONTRACT)
+    # As in service.app: the parameters' violations are raised after the body is checked.
+    app.add_middleware(RaiseParameterViolations, position=MiddlewarePosition.BEFORE_CONTEXT)
     client: TestClient = app.test_client(raise_server_exceptions=False)
     return client
 

@@ -44,6 +44,96 @@ def cors_client(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture(scope="module")
+def credentials_client(settings: Settings) -> Iterator[TestClient]:
+    allowed = settings.model_copy(
+        update={
+            "cors_origins": f"{FRONTEND}, https://admin.example",
+            "cors_allow_credentials": True,
+        }
+    )
+    with create_app(allowed).test_client() as client:
+        yield client
+
+
+CREDENTIALS = "access-control-allow-credentials"
+EVIL = "https://evil.example"
+
+
+class TestCorsWithCredentials:
+    def test_preflight_from_an_allowed_origin_carries_it(
+        self, credentials_client: TestClient, cors_client: TestClient
+    ) -> None:
+        on, off = (_preflight(client, FRONTEND) for client in (credentials_client, cors_client))
+
+        assert on.status_code == off.status_code == 200
+        assert on.headers[CREDENTIALS] == "true"
+        assert on.headers["access-control-allow-origin"] == FRONTEND
+        assert CREDENTIALS not in off.headers
+
+    def test_answers_to_an_allowed_origin_carry_it(
+        self,
+        credentials_client: TestClient,
+        cors_client: TestClient,
+        user_id: str,
+        token_for: Callable[..., str],
+    ) -> None:
+        on = Api(credentials_client, user_id, token_for(user_id))
+        off = Api(cors_client, user_id, token_for(user_id))
+        created = on.request("POST", json={"title": "With cookies too"}, headers=_origin())
+        listed = on.request("GET", headers=_origin())
+        refused = on.request("POST", json={"title": ""}, headers=_origin())
+        without = off.request("GET", headers=_origin())
+
+        for response in (created, listed, refused):
+            assert response.headers[CREDENTIALS] == "true"
+            assert response.headers["access-control-allow-origin"] == FRONTEND
+        assert created.status_code == 201
+        assert_problem(refused, 422)
+        assert without.status_code == 200
+        assert CREDENTIALS not in without.headers
+        assert [task["title"] for task in without.json()] == ["With cookies too"]
+
+    def test_a_disallowed_origin_never_gets_it(
+        self, credentials_client: TestClient, user_id: str, token_for: Callable[..., str]
+    ) -> None:
+        preflight = _preflight(credentials_client, EVIL)
+        answer = Api(credentials_client, user_id, token_for(user_id)).request(
+            "GET", headers={"Origin": EVIL}
+        )
+
+        assert preflight.status_code == 400
+        assert answer.status_code == 200
+        for response in (preflight, answer):
+            assert CREDENTIALS not in response.headers
+            assert "access-control-allow-origin" not in response.headers
+
+    def test_the_headers_a_frontend_reads_are_exposed(self, credentials_client: TestClient) -> None:
+        response = credentials_client.get("/api/user-1/tasks", headers=_origin())
+
+        exposed = set(response.headers["access-control-expose-headers"].lower().split(", "))
+        assert {"etag", "location", "x-total-count", "retry-after", "x-request-id"} <= exposed
+
+    def test_credentials_with_a_wildcard_origin_are_refused(self, settings: Settings) -> None:
+        wildcard = settings.model_copy(
+            update={"cors_origins": f"{FRONTEND},*", "cors_allow_credentials": True}
+        )
+
+        with pytest.raises(SystemExit, match="CORS_ALLOW_CREDENTIALS"):
+            create_app(wildcard)
+
+
+def _preflight(client: TestClient, origin: str) -> Any:
+    return client.options(
+        "/api/user-1/tasks",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+
+
 class TestCors:
     @pytest.mark.parametrize(("method", "path"), OPERATIONS)
     def test_preflight_allows_every_operation(

@@ -13,13 +13,13 @@ IDLE = ("Condition.wait", "do_execute (sqlalchemy", "Runner.run", "select (selec
 # Each busy sample belongs to the innermost frame that names a component: a jsonschema
 # frame called by the response validator is response validation, and so on.
 COMPONENTS = (
-    ("token verification", r"\(jwt/|handlers/auth\.py|handlers/jwks\.py"),
+    ("token verification", r"\(jwt/|service/tokens\.py|service/jwks\.py"),
     ("request validation", r"JsonBodyValidator|ParametersValidator|request_validation\.py"),
     ("response validation", r"ResponseBodyValidator|response_validation\.py"),
     ("JSON encoding and decoding", r"\(json/|jsonifier\.py"),
     ("SQLAlchemy and SQLModel", r"\((sqlalchemy|sqlmodel)/"),
     ("psycopg2", r"\(psycopg2/"),
-    ("handlers and queries (ours)", r"\((handlers|db)/"),
+    ("handlers, queries and service (ours)", r"\((handlers|db|service)/"),
     ("thread hand-off (anyio, threading)", r"\(anyio/|\(threading\.py"),
     ("our dispatch (plans, binding)", r"\(service/dispatch\.py"),
     ("Connexion routing, security, parameters", r"\(connexion/"),

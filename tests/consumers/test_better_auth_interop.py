@@ -104,6 +104,48 @@ def test_the_readme_snippets_are_the_code_this_test_runs() -> None:
     assert readme_variables() == ["BETTER_AUTH_URL"]
 
 
+TOKEN_CLIENT = re.compile(r"interface TokenClient \{\n.*?\n\}", re.DOTALL)
+TSC = ROOT / "tests" / "consumers" / "clients" / "node_modules" / ".bin" / "tsc"
+TSC_OPTIONS = [
+    "--noEmit",
+    "--strict",
+    "--skipLibCheck",
+    "--target",
+    "es2022",
+    "--module",
+    "nodenext",
+]
+
+
+def test_the_frontend_guides_token_client_fits_better_auths_own_client(
+    better_auth: dict[str, Any],
+) -> None:
+    """README "Building a frontend" types `authClient` structurally; the real client (with
+    the `jwtClient()` plugin, as the README sets it up) must fit that type under tsc."""
+    match = TOKEN_CLIENT.search(README.read_text(encoding="utf-8"))
+    assert match, "the README's frontend guide has no TokenClient interface"
+    check = INTEROP / "token-client-check.mts"
+    check.write_text(
+        'import { createAuthClient } from "better-auth/client";\n'
+        'import { jwtClient } from "better-auth/client/plugins";\n'
+        f"{match.group(0)}\n"
+        "export const client: TokenClient = createAuthClient({ plugins: [jwtClient()] });\n",
+        encoding="utf-8",
+    )
+    try:
+        done = subprocess.run(
+            [str(TSC), *TSC_OPTIONS, check.name],
+            cwd=INTEROP,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    finally:
+        check.unlink()
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def token_of(user: dict[str, Any]) -> str:
     authorization: str = user["request"]["headers"]["Authorization"]
     assert authorization.startswith("Bearer ")

@@ -60,6 +60,24 @@ class TestStartup:
         assert "todo-api migrate" in str(failure["message"])
         assert "DB_MIGRATIONS=upgrade" in str(failure["message"])
 
+    def test_refuses_credentials_with_a_wildcard_origin_in_one_line(
+        self, database_url: str, tmp_path: Path
+    ) -> None:
+        server = _serve(
+            tmp_path,
+            database_url,
+            CORS_ORIGINS="https://app.example.com, *",
+            CORS_ALLOW_CREDENTIALS="true",
+        )
+        server.start(wait=False)
+        returncode = server.wait(timeout=30)
+
+        assert returncode == 1
+        assert server.log().strip() == (
+            "CORS_ALLOW_CREDENTIALS=true cannot be combined with the `*` origin in "
+            "CORS_ORIGINS: list the frontend origins one by one."
+        )
+
     def test_waits_for_the_database_then_says_why_it_cannot_start(self, tmp_path: Path) -> None:
         unreachable = f"postgresql://app:hunter2-secret@127.0.0.1:{free_port()}/tasks"
         server = _serve(tmp_path, unreachable, DB_STARTUP_WAIT=str(START_WAIT_SECONDS))

@@ -8,6 +8,7 @@ from starlette.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CONTRACT = ROOT / "openapi" / "tasks.yaml"
+README = ROOT / "README.md"
 # Screenshots and other evidence a run leaves behind for people to look at (git-ignored).
 ARTIFACTS = ROOT / "tests" / "artifacts"
 # Long enough for HS512 (RFC 7518 §3.2 wants a key as long as the hash).
