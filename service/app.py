@@ -11,7 +11,7 @@ import anyio.to_thread
 from connexion import AsyncApp
 from connexion.exceptions import Unauthorized
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
-from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
+from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.problem import problem
 from sqlalchemy import Engine
@@ -22,11 +22,12 @@ from db.deadline import DeadlineExceeded
 from db.engine import DATABASE_UNAVAILABLE, current_engine, make_engine
 from service import draining, metrics
 from service.contract import load_contract, with_schema_names
+from service.dispatch import ContractApp
 from service.limits import BodySizeLimit, HeadSizeLimit
 from service.logs import REQUEST_ID_HEADER, RequestLog
 from service.patches.content import DefaultContentType, ServeContract
 from service.patches.cors import AllowedOriginsOnlyCors
-from service.patches.routing import middlewares_with_contract_routing
+from service.patches.routing import use_corrected_routing
 from service.patches.signatures import BearerHandler, SnakeCaseResolver, handler_name
 from service.patches.validation import VALIDATOR_MAP, inline_path_parameters
 from service.patches.violations import RaiseParameterViolations
@@ -69,9 +70,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
 
     contract, text = load_contract()
-    app = AsyncApp(
+    app = ContractApp(
         __name__,
-        middlewares=middlewares_with_contract_routing(ConnexionMiddleware.default_middlewares),
         validator_map=VALIDATOR_MAP,
         security_map={"bearer": BearerHandler},
         lifespan=_lifespan(engine, settings, measured=settings.metrics_port is not None),
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_error_handler(Unauthorized, _unauthorized)
     for error in DATABASE_UNAVAILABLE:
         app.add_error_handler(error, _database_unavailable)
+    use_corrected_routing(app.middleware.middlewares)
     return app
 
 

@@ -25,6 +25,9 @@
   on deleteTask, which takes If-Match, is one entry). Can go when: Connexion copies the list.
 - By default, it reports the first violation only; ours report every one, as
   patches/violations.py describes (`_check_schema`, `ParametersValidator`).
+- By default, what it parses to validate (the JSON body, the typed path and query values) is
+  thrown away and parsed again for the handler; ours leaves it in the request's scope for
+  `service.dispatch` to pass on. Pinned by: tests/api/test_dispatch.py.
 Each can go when Connexion does the same by itself."""
 
 import json
@@ -41,6 +44,7 @@ from jsonschema import Draft4Validator, FormatChecker
 from jsonschema.exceptions import best_match
 from starlette.types import Receive, Scope
 
+from service.dispatch import PARSED_BODY, PARSED_PARAMETERS
 from service.patches.violations import (
     Violation,
     body_violations,
@@ -91,6 +95,11 @@ class JsonBodyValidator(JSONRequestBodyValidator):
         self._body_required = required
 
     async def _parse(self, stream: t.AsyncGenerator[bytes, None], scope: Scope) -> t.Any:
+        body = await self._read(stream)
+        scope.setdefault("extensions", {})[PARSED_BODY] = body
+        return body
+
+    async def _read(self, stream: t.AsyncGenerator[bytes, None]) -> t.Any:
         raw = b"".join([chunk async for chunk in stream])
         if not raw:
             return None
@@ -143,6 +152,9 @@ class ParametersValidator(ParameterValidator):
         violations = [*self._unknown_query(request), *self._each_parameter(request)]
         if violations:
             defer(scope, violations)
+            return
+        parsed = (request.path_params, request.query_params)
+        scope.setdefault("extensions", {})[PARSED_PARAMETERS] = parsed
 
     def _unknown_query(self, request: ConnexionRequest) -> list[Violation]:
         if not self.strict_validation:
