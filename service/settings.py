@@ -1,6 +1,8 @@
 """Settings, read from the environment and an optional `.env` file."""
 
+import ipaddress
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,7 +73,13 @@ class Settings(BaseSettings):
         if not value:
             return None
         if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
+            raise ValueError("must be an https:// URL")
+        # Whoever answers a plain-HTTP fetch chooses the trusted keys (RFC 8725 §3.10).
+        if value.startswith("http://") and not _is_loopback(urlsplit(value).hostname):
+            raise ValueError(
+                "must be an https:// URL: the signing keys are trusted only over TLS "
+                "(http:// is allowed for loopback hosts only)"
+            )
         return value.rstrip("/")
 
     @property
@@ -89,3 +97,14 @@ class Settings(BaseSettings):
                 "BETTER_AUTH_JWKS_URL, or BETTER_AUTH_SECRET (the secret shared with the "
                 f"frontend for HS256 tokens, at least {MIN_SECRET_LENGTH} characters), or both."
             )
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True  # RFC 6761 §6.3: always the loopback interface
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
