@@ -575,7 +575,8 @@ class TestConfiguration:
         assert f"{variable}: Value error, must be an https:// URL" in line
         assert "loopback" in line
         for loopback in ("http://127.0.0.1:3000", "http://localhost:3000", "http://[::1]:3000"):
-            Settings(_env_file=None, **{variable.lower(): loopback}).require_auth()
+            fields: dict[str, Any] = {variable.lower(): loopback}
+            Settings(_env_file=None, **fields).require_auth()
 
     def test_token_needs_the_secret_even_with_a_jwks(self, tmp_path: Path) -> None:
         env = {"BETTER_AUTH_URL": "https://app.example.com"}
