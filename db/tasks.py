@@ -2,6 +2,7 @@
 another user is indistinguishable from a missing one and concurrent changes never interleave."""
 
 from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -35,6 +36,22 @@ SORT_COLUMNS: dict[str, Any] = {
     "priority": Task.priority_rank,
 }
 DESCENDING_BY_DEFAULT = {"created", "updated"}
+# The fields of the contract's TaskUpdate: only these reach an UPDATE, by name.
+UPDATABLE_FIELDS = ("title", "description", "completed", "priority", "due_date")
+
+DEFAULT_MAX_TASKS_PER_USER = 10_000
+# Bound per request by the app from MAX_TASKS_PER_USER, like the engine.
+max_tasks_per_user: ContextVar[int] = ContextVar(
+    "max_tasks_per_user", default=DEFAULT_MAX_TASKS_PER_USER
+)
+
+
+class TaskQuotaExceededError(Exception):
+    """The user already has the most tasks allowed; nothing was stored."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the user has {limit} tasks, the most allowed")
+        self.limit = limit
 
 
 def now() -> datetime:
@@ -74,24 +91,42 @@ def _parse_date(value: str | None) -> date | None:
 
 
 def create(session: Session, user_id: str, fields: Mapping[str, Any]) -> Row[Any]:
+    """Insert the task unless the user is at the quota (`TaskQuotaExceededError`)."""
+    return insert_within_quota(session, _new_row(user_id, fields), max_tasks_per_user.get())
+
+
+def _new_row(user_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     stamp = now()
     completed = bool(fields.get("completed", False))
+    return {
+        "user_id": user_id,
+        "title": fields["title"],
+        "description": fields.get("description"),
+        "completed": completed,
+        "priority": fields.get("priority", "medium"),
+        "due_date": _parse_date(fields.get("due_date")),
+        "completed_at": stamp if completed else None,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+
+
+def insert_within_quota(session: Session, row: Mapping[str, Any], limit: int) -> Row[Any]:
+    """`INSERT ... SELECT ... WHERE (SELECT count(*) ...) < :limit RETURNING ...`: the check
+    and the insert are one statement, so no check-then-insert window opens between them.
+    (Under READ COMMITTED, creates of one user running at the very same moment each count
+    without the other, so the quota can be passed by at most that many.)"""
+    values = select(*(literal(value, TASKS.c[name].type) for name, value in row.items()))
+    owned = select(func.count()).select_from(TASKS).where(TASKS.c.user_id == row["user_id"])
     statement = (
         insert(TASKS)
-        .values(
-            user_id=user_id,
-            title=fields["title"],
-            description=fields.get("description"),
-            completed=completed,
-            priority=fields.get("priority", "medium"),
-            due_date=_parse_date(fields.get("due_date")),
-            completed_at=stamp if completed else None,
-            created_at=stamp,
-            updated_at=stamp,
-        )
+        .from_select(list(row), values.where(owned.scalar_subquery() < limit))
         .returning(*TASKS.columns)
     )
-    return session.execute(statement).one()
+    created = session.execute(statement).first()
+    if created is None:
+        raise TaskQuotaExceededError(limit)
+    return created
 
 
 def get(session: Session, user_id: str, task_id: int) -> Row[Any] | None:
@@ -165,7 +200,8 @@ def update_fields(
     session: Session, user_id: str, task_id: int, changes: Mapping[str, Any]
 ) -> Row[Any] | None:
     """Apply a partial update (merge-patch semantics) in one statement."""
-    values: dict[str, Any] = {**changes, "updated_at": now()}
+    values: dict[str, Any] = {name: changes[name] for name in UPDATABLE_FIELDS if name in changes}
+    values["updated_at"] = now()
     if "due_date" in changes:
         values["due_date"] = _parse_date(changes["due_date"])
     if "completed" in changes:

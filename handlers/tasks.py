@@ -9,7 +9,7 @@ from sqlalchemy import Row
 from db import tasks
 from db.engine import transaction
 from service.problems import NotFound
-from service.responses import json_body
+from service.responses import json_body, task_location
 
 Body = dict[str, Any]
 Response = tuple[Any, int, dict[str, str]]
@@ -39,7 +39,7 @@ def create_task(user_id: str, body: Body) -> Response:
     with transaction() as session:
         task = tasks.create(session, user_id, body)
     return json_body(
-        tasks.to_dict(task), 201, headers={"Location": f"/api/{user_id}/tasks/{task.id}"}
+        tasks.to_dict(task), 201, headers={"Location": task_location(user_id, task.id)}
     )
 
 

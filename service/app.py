@@ -20,6 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from db.engine import DATABASE_UNAVAILABLE, current_engine, make_engine
+from db.tasks import TaskQuotaExceededError, max_tasks_per_user
 from service.contract import load_contract
 from service.limits import BodySizeLimit, HeadSizeLimit
 from service.logs import REQUEST_ID_HEADER, RequestLog
@@ -27,7 +28,8 @@ from service.patches.content import DefaultContentType, ServeContract
 from service.patches.routing import middlewares_with_contract_routing
 from service.patches.signatures import BearerHandler, SnakeCaseResolver, handler_name
 from service.patches.validation import VALIDATOR_MAP
-from service.problems import ServiceUnavailable
+from service.problems import QuotaExceeded, ServiceUnavailable
+from service.responses import SecurityHeaders
 from service.settings import Settings
 from service.tokens import current_verifier, verifier_from
 
@@ -63,7 +65,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # rather than silently ignored (a misspelt `?stauts=` would list everything).
         strict_validation=True,
         swagger_ui_options=SwaggerUIOptions(
-            swagger_ui_path="/api/ui", spec_path="/api/openapi.json"
+            swagger_ui=settings.swagger_ui,
+            swagger_ui_path="/api/ui",
+            spec_path="/api/openapi.json",
         ),
     )
     app.add_middleware(
@@ -72,7 +76,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(
         BindContext,
         position=MiddlewarePosition.BEFORE_SECURITY,
-        bindings={current_engine: engine, current_verifier: verifier},
+        bindings={
+            current_engine: engine,
+            current_verifier: verifier,
+            max_tasks_per_user: settings.max_tasks_per_user,
+        },
     )
     app.add_middleware(
         BodySizeLimit,
@@ -81,6 +89,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     _add_operations_middleware(app, settings, _operation_paths(contract))
     app.add_error_handler(Unauthorized, _unauthorized)
+    app.add_error_handler(TaskQuotaExceededError, _quota_exceeded)
     for error in DATABASE_UNAVAILABLE:
         app.add_error_handler(error, _database_unavailable)
     return app
@@ -97,6 +106,7 @@ def _add_operations_middleware(
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         routes={name: path for name, (path, _) in operations.items()},
     )
+    app.add_middleware(SecurityHeaders, position=MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.allowed_origins:
         _allow_cross_origin(app, settings.allowed_origins, operations)
     app.add_middleware(HeadSizeLimit, position=MiddlewarePosition.BEFORE_SWAGGER)
@@ -150,6 +160,11 @@ def _unauthorized(_request: ConnexionRequest, error: Unauthorized) -> ConnexionR
     # Connexion's own 401s (no or non-bearer Authorization header) carry no challenge.
     headers = getattr(error, "headers", None) or {"WWW-Authenticate": "Bearer"}
     return problem(status=401, title="Unauthorized", detail=error.detail, headers=headers)
+
+
+def _quota_exceeded(_request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    limit = error.limit if isinstance(error, TaskQuotaExceededError) else 0
+    return QuotaExceeded(limit).to_problem()
 
 
 def _database_unavailable(_request: ConnexionRequest, error: Exception) -> ConnexionResponse:

@@ -1,6 +1,7 @@
 """`todo-api`: serve the API, apply migrations, mint a token for manual checks."""
 
 import argparse
+import functools
 import logging
 import logging.config
 import sys
@@ -10,6 +11,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from db.migrate import upgrade
+from service.connections import GuardedH11Protocol
 from service.logs import logging_config
 from service.settings import Settings
 from service.startup import StartupError, prepare_database
@@ -98,7 +100,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 def _server_limits(settings: Settings) -> dict[str, Any]:
     """What bounds a client's hold on the server (see "Operating it" in the README)."""
     return {
-        "http": "h11",
+        # uvicorn's h11 protocol with a request-head timeout and room made near the limit.
+        "http": functools.partial(GuardedH11Protocol, head_timeout=settings.request_head_timeout),
         "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES,
         "limit_concurrency": settings.max_connections,
         "timeout_keep_alive": settings.keep_alive_timeout,

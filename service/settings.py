@@ -46,10 +46,19 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=200, ge=1)
     keep_alive_timeout: int = Field(default=5, ge=1)
     request_body_timeout: float = Field(default=30.0, gt=0)
+    request_head_timeout: float = Field(default=10.0, gt=0)
+    max_tasks_per_user: int = Field(default=10_000, ge=0)
+    swagger_ui: bool = True
     shutdown_timeout: int = Field(default=10, ge=1)
-    log_level: str = "info"
+    # No `trace`: uvicorn then logs every ASGI message, headers (and tokens) included.
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # Checks every response against the contract: the test suite's guard, a cost in production.
     validate_responses: bool = False
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("better_auth_secret")
     @classmethod
