@@ -4,7 +4,10 @@ past validation, a capital letter that was a 500; idle sockets that filled the c
 limit; and user data in the log."""
 
 import json
+import os
 import socket
+import stat
+import subprocess
 import threading
 import time
 import uuid
@@ -15,7 +18,7 @@ import httpx
 import pytest
 
 from service.tokens import TokenVerifier
-from tests.support.api import SECRET
+from tests.support.api import ROOT, SECRET
 from tests.support.contract import assert_problem
 from tests.support.server import ServerProcess
 
@@ -259,3 +262,24 @@ class TestLogs:
         assert MARK not in log
         assert token.split(".")[2] not in log
         assert "Traceback" not in log
+
+
+class TestDefaults:
+    @pytest.mark.parametrize("secret_set", [False, True])
+    def test_make_creates_env_readable_by_its_owner_only(
+        self, tmp_path: Path, secret_set: bool
+    ) -> None:
+        env = {"PATH": os.environ["PATH"], **({"BETTER_AUTH_SECRET": SECRET} if secret_set else {})}
+
+        subprocess.run(
+            ["make", "-s", "-f", str(ROOT / "Makefile"), ".env"],
+            cwd=tmp_path,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+        created = tmp_path / ".env"
+        assert stat.S_IMODE(created.stat().st_mode) == 0o600
+        assert ("BETTER_AUTH_SECRET=" in created.read_text()) is not secret_set
