@@ -658,7 +658,6 @@ class TestJwksOutage:
 
         served, refused = asyncio.run(scenario())
 
-        slowest = max(seconds for _, seconds in served + refused)
         print(
             f"\nJWKS hanging: {self.CONCURRENT} valid requests, slowest "
             f"{max(s for _, s in served):.2f} s; {self.CONCURRENT} unknown-kid requests, slowest "
@@ -666,7 +665,11 @@ class TestJwksOutage:
         )
         assert {status for status, _ in served} == {200}
         assert {status for status, _ in refused} <= {401, 503}
-        assert slowest < self.TIMEOUT + 1
+        # Unknown kids answer within the one fetch's timeout; valid requests also wait for
+        # that fetch, then do their own database work (50 at once), hence the wider bound.
+        # A convoy of fetches would take 50 x JWKS_TIMEOUT.
+        assert max(seconds for _, seconds in refused) < self.TIMEOUT + 1
+        assert max(seconds for _, seconds in served) < self.TIMEOUT + 3
 
     def test_the_rate_limit_counts_from_the_end_of_a_failed_fetch(
         self, make_client: MakeClient, jwks: JwksServer, signing_keys: dict[str, SigningKey]
