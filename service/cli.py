@@ -19,7 +19,7 @@ from service.tokens import verifier_from
 
 # h11 enforces a documented limit on a request's line and headers; httptools has none.
 MAX_REQUEST_HEAD_BYTES = 16 * 1024
-log = logging.getLogger(__name__)
+log = logging.getLogger("service.cli")  # not __name__: it is "__main__" under `python -m`
 
 
 def main(argv: list[str] | None = None) -> None:

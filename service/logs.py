@@ -46,15 +46,18 @@ class NoClientData(logging.Filter):
 
     Connexion logs each problem it answers (`%r` of the exception, whose detail may quote a
     rejected value) and, at debug, whole request parts; the request log already records
-    each answer's status, so its lines below ERROR are dropped. An exception passed as an
-    argument is logged by its type only. SQLAlchemy's statement log carries parameters, so
-    it is held at WARNING (and engines hide parameters in error text)."""
+    each answer's status, so its lines below ERROR are dropped. An exception another
+    library passes as an argument is logged by its type only (ours word their own
+    errors). SQLAlchemy's statement log carries parameters, so it is held at WARNING (and
+    engines hide parameters in error text)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith("connexion") and record.levelno < logging.ERROR:
             return False
-        if isinstance(record.args, tuple) and any(
-            isinstance(arg, BaseException) for arg in record.args
+        if (
+            not record.name.startswith(OWN_LOGGERS)
+            and isinstance(record.args, tuple)
+            and any(isinstance(arg, BaseException) for arg in record.args)
         ):
             record.args = tuple(
                 type(arg).__name__ if isinstance(arg, BaseException) else arg for arg in record.args
@@ -62,6 +65,7 @@ class NoClientData(logging.Filter):
         return True
 
 
+OWN_LOGGERS = ("service", "db")
 QUIET_LOGGERS = ("sqlalchemy", "httpcore")  # statements with parameters; wire-level chatter
 
 
