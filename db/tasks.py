@@ -1,9 +1,10 @@
 """Task queries. Each write to a task is one statement filtered by id *and* owner, so a task
 of another user is indistinguishable from a missing one and concurrent changes never
 interleave. Every write runs in a `write_transaction()` and first calls `stamp_change`, the
-one place that says "this user's list changed" (docs/decisions/0004)."""
+one place that says "this user's list changed" (docs/decisions/0005)."""
 
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -59,6 +60,22 @@ SORT_COLUMNS: dict[str, Any] = {
     "priority": Task.priority_rank,
 }
 DESCENDING_BY_DEFAULT = {"created", "updated"}
+# The fields of the contract's TaskUpdate: only these reach an UPDATE, by name.
+UPDATABLE_FIELDS = ("title", "description", "completed", "priority", "due_date")
+
+DEFAULT_MAX_TASKS_PER_USER = 10_000
+# Bound per request by the app from MAX_TASKS_PER_USER, like the engine.
+max_tasks_per_user: ContextVar[int] = ContextVar(
+    "max_tasks_per_user", default=DEFAULT_MAX_TASKS_PER_USER
+)
+
+
+class TaskQuotaExceededError(Exception):
+    """The user already has the most tasks allowed; nothing was stored."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the user has {limit} tasks, the most allowed")
+        self.limit = limit
 
 
 def now() -> datetime:
@@ -119,24 +136,49 @@ def stamp_change(session: Session, user_id: str) -> dict[str, Any]:
 
 
 def create(session: Session, user_id: str, fields: Mapping[str, Any]) -> Row[Any]:
+    """Insert the task unless the user is at the quota (`TaskQuotaExceededError`). The stamp
+    takes the user's feed row lock first, so the quota's count sees every create committed
+    before this one."""
     stamp = stamp_change(session, user_id)
+    row = _new_row(user_id, fields, stamp["updated_at"], stamp["change_position"])
+    return insert_within_quota(session, row, max_tasks_per_user.get())
+
+
+def _new_row(
+    user_id: str, fields: Mapping[str, Any], stamp: datetime, position: int
+) -> dict[str, Any]:
     completed = bool(fields.get("completed", False))
+    return {
+        "user_id": user_id,
+        "title": fields["title"],
+        "description": fields.get("description"),
+        "completed": completed,
+        "priority": fields.get("priority", "medium"),
+        "due_date": _parse_date(fields.get("due_date")),
+        "completed_at": stamp if completed else None,
+        "created_at": stamp,
+        "updated_at": stamp,
+        "version": 1,
+        "change_position": position,
+    }
+
+
+def insert_within_quota(session: Session, row: Mapping[str, Any], limit: int) -> Row[Any]:
+    """`INSERT ... SELECT ... WHERE (SELECT count(*) ...) < :limit RETURNING ...`: the check
+    and the insert are one statement, so no check-then-insert window opens between them.
+    (Under READ COMMITTED, creates of one user running at the very same moment each count
+    without the other, so the quota can be passed by at most that many.)"""
+    values = select(*(literal(value, TASKS.c[name].type) for name, value in row.items()))
+    owned = select(func.count()).select_from(TASKS).where(TASKS.c.user_id == row["user_id"])
     statement = (
         insert(TASKS)
-        .values(
-            user_id=user_id,
-            title=fields["title"],
-            description=fields.get("description"),
-            completed=completed,
-            priority=fields.get("priority", "medium"),
-            due_date=_parse_date(fields.get("due_date")),
-            completed_at=stamp["updated_at"] if completed else None,
-            created_at=stamp["updated_at"],
-            **{**stamp, "version": 1},
-        )
+        .from_select(list(row), values.where(owned.scalar_subquery() < limit))
         .returning(*TASKS.columns)
     )
-    return session.execute(statement).one()
+    created = session.execute(statement).first()
+    if created is None:
+        raise TaskQuotaExceededError(limit)
+    return created
 
 
 def get(session: Session, user_id: str, task_id: int) -> Row[Any] | None:
@@ -214,8 +256,9 @@ def update_fields(
     versions: Sequence[int] | None = None,
 ) -> Row[Any] | None:
     """Apply a partial update (merge-patch semantics) in one statement; with `versions`,
-    only when the task's version is one of them."""
-    values: dict[str, Any] = {**changes, **stamp_change(session, user_id)}
+    only when the task's version is one of them. Only the contract's fields, by name."""
+    values: dict[str, Any] = {name: changes[name] for name in UPDATABLE_FIELDS if name in changes}
+    values.update(stamp_change(session, user_id))
     if "due_date" in changes:
         values["due_date"] = _parse_date(changes["due_date"])
     if "completed" in changes:

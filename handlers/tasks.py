@@ -12,7 +12,7 @@ from db import tasks
 from db.engine import transaction, write_transaction
 from service import metrics, sync
 from service.problems import NotFound, PreconditionFailed
-from service.responses import JSON, json_body
+from service.responses import JSON, json_body, task_location
 from service.settings import current_settings
 
 Body = dict[str, Any]
@@ -43,7 +43,7 @@ def create_task(user_id: str, body: Body) -> Response:
 
     def create(session: Session) -> Response:
         task = tasks.create(session, user_id, body)
-        return _task_answer(task, 201, {"Location": f"/api/{user_id}/tasks/{task.id}"})
+        return _task_answer(task, 201, {"Location": task_location(user_id, task.id)})
 
     return sync.idempotent(user_id, body, create)
 
