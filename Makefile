@@ -35,8 +35,9 @@ $(CLIENTS)/node_modules/.installed: $(CLIENTS)/package-lock.json $(CLIENTS)/pack
 
 install: $(VENV)/.synced ## install the locked dependencies into .venv
 
+# Created readable by its owner only (0600): it holds the secret that signs tokens.
 .env:
-	@if [ -z "$$BETTER_AUTH_SECRET" ]; then \
+	@umask 077; if [ -z "$$BETTER_AUTH_SECRET" ]; then \
 	  echo "BETTER_AUTH_SECRET=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')" > .env; \
 	  echo "Created .env with a random BETTER_AUTH_SECRET."; \
 	else touch .env; fi

@@ -67,6 +67,8 @@ def make_engine(
     engine = create_engine(
         url,
         isolation_level="AUTOCOMMIT",
+        # An error's text (which may reach a log) never carries the statement's values.
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout,
@@ -146,6 +148,7 @@ def _sqlite_engine(url: str) -> Engine:
     engine = create_engine(
         url,
         isolation_level="AUTOCOMMIT",
+        hide_parameters=True,
         connect_args={"timeout": 30, "check_same_thread": False},
     )
 

@@ -2,9 +2,10 @@
 indistinguishable from a missing one. Every write runs in `db.engine.write_transaction()`,
 first calls `stamp_change` (or `stamp_tasks`), the one place that says "this user's list
 changed" (docs/decisions/0005), and then locks the task's row, so concurrent changes never
-interleave (docs/decisions/0006)."""
+interleave (docs/decisions/0007)."""
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -78,7 +79,8 @@ SORT_COLUMNS: dict[str, Any] = {
 }
 DESCENDING_BY_DEFAULT = {"created", "updated"}
 MAX_TAG_LENGTH = 50
-# The contract's fields a client sets directly, column for column (tags live in their table).
+# The contract's fields a client sets directly, column for column (tags live in their table):
+# only these reach an INSERT or UPDATE, by name.
 PLAIN_FIELDS = (
     "title",
     "description",
@@ -91,6 +93,20 @@ PLAIN_FIELDS = (
     "recurrence",
     "recurrence_from",
 )
+
+DEFAULT_MAX_TASKS_PER_USER = 10_000
+# Bound per request by the app from MAX_TASKS_PER_USER, like the engine.
+max_tasks_per_user: ContextVar[int] = ContextVar(
+    "max_tasks_per_user", default=DEFAULT_MAX_TASKS_PER_USER
+)
+
+
+class TaskQuotaExceededError(Exception):
+    """The user already has the most tasks allowed; nothing was stored."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the user has {limit} tasks, the most allowed")
+        self.limit = limit
 
 
 def now() -> datetime:
@@ -389,38 +405,60 @@ def _check(task: Mapping[str, Any], rule_changed: bool) -> None:
 
 
 def create(session: Session, user_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """A new task and its tags."""
+    """A new task and its tags, unless the user is at the quota (`TaskQuotaExceededError`).
+    The stamp takes the user's feed row lock first, so the quota's count sees every create
+    committed before this one."""
     values = _columns(fields)
     _check(values, rule_changed=True)
     tags = normalise_tags(fields.get("tags") or [])
-    row = _insert(session, user_id, values, tags)
+    row = _insert(session, user_id, values, tags, quota=max_tasks_per_user.get())
     return to_dict(row, tags)
 
 
 def _insert(
-    session: Session, user_id: str, values: Mapping[str, Any], tags: Sequence[str]
+    session: Session,
+    user_id: str,
+    values: Mapping[str, Any],
+    tags: Sequence[str],
+    quota: int | None = None,
 ) -> Row[Any]:
-    """A new task at a feed position of its own, version 1."""
+    """A new task at a feed position of its own, version 1; with `quota`, only while the
+    user has fewer tasks."""
     stamp = stamp_change(session, user_id)
     completed = bool(values.get("completed", False))
-    statement = (
-        insert(TASKS)
-        .values(
-            {
-                **values,
-                "user_id": user_id,
-                "completed": completed,
-                "completed_at": stamp["updated_at"] if completed else None,
-                "created_at": stamp["updated_at"],
-                **stamp,
-                "version": 1,
-            }
-        )
-        .returning(*TASKS.columns)
-    )
-    row = session.execute(statement).one()
+    new = {
+        **values,
+        "user_id": user_id,
+        "completed": completed,
+        "completed_at": stamp["updated_at"] if completed else None,
+        "created_at": stamp["updated_at"],
+        **stamp,
+        "version": 1,
+    }
+    if quota is not None:
+        row = insert_within_quota(session, new, quota)
+    else:
+        row = session.execute(insert(TASKS).values(new).returning(*TASKS.columns)).one()
     _put_tags(session, user_id, row.id, tags)
     return row
+
+
+def insert_within_quota(session: Session, row: Mapping[str, Any], limit: int) -> Row[Any]:
+    """`INSERT ... SELECT ... WHERE (SELECT count(*) ...) < :limit RETURNING ...`: the check
+    and the insert are one statement, so no check-then-insert window opens between them.
+    (Under READ COMMITTED, creates of one user running at the very same moment each count
+    without the other, so the quota can be passed by at most that many.)"""
+    values = select(*(literal(value, TASKS.c[name].type) for name, value in row.items()))
+    owned = select(func.count()).select_from(TASKS).where(TASKS.c.user_id == row["user_id"])
+    statement = (
+        insert(TASKS)
+        .from_select(list(row), values.where(owned.scalar_subquery() < limit))
+        .returning(*TASKS.columns)
+    )
+    created = session.execute(statement).first()
+    if created is None:
+        raise TaskQuotaExceededError(limit)
+    return created
 
 
 def _put_tags(session: Session, user_id: str, task_id: int, tags: Sequence[str]) -> None:

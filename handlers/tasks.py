@@ -15,7 +15,7 @@ from db.recurrence import InvalidTaskError
 from service import metrics, sync
 from service.patches.violations import pointer
 from service.problems import NotFound, PreconditionFailed, UnprocessableEntity
-from service.responses import JSON, json_body
+from service.responses import JSON, json_body, task_location
 from service.settings import current_settings
 
 Body = dict[str, Any]
@@ -62,7 +62,7 @@ def create_task(user_id: str, body: Body) -> Response:
 
     def create(session: Session) -> Response:
         task = _checked(lambda: tasks.create(session, user_id, body))
-        return _task_answer(task, 201, {"Location": f"/api/{user_id}/tasks/{task['id']}"})
+        return _task_answer(task, 201, {"Location": task_location(user_id, task["id"])})
 
     return sync.idempotent(user_id, body, create)
 

@@ -11,7 +11,7 @@ import anyio.to_thread
 from connexion import AsyncApp
 from connexion.exceptions import Unauthorized
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
-from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
+from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.problem import problem
 from sqlalchemy import Engine
@@ -20,18 +20,21 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from db.deadline import DeadlineExceeded
 from db.engine import DATABASE_UNAVAILABLE, current_engine, make_engine
+from db.tasks import TaskQuotaExceededError, max_tasks_per_user
 from service import draining, metrics
 from service.contract import load_contract, with_schema_names
+from service.dispatch import ContractApp
 from service.limits import BodySizeLimit, HeadSizeLimit
 from service.logs import REQUEST_ID_HEADER, RequestLog
 from service.patches.content import DefaultContentType, ServeContract
 from service.patches.cors import AllowedOriginsOnlyCors
 from service.patches.query import ExplodedFormArrays
-from service.patches.routing import middlewares_with_contract_routing
+from service.patches.routing import use_corrected_routing
 from service.patches.signatures import BearerHandler, SnakeCaseResolver, handler_name
 from service.patches.validation import VALIDATOR_MAP, inline_path_parameters
 from service.patches.violations import RaiseParameterViolations
-from service.problems import ServiceUnavailable
+from service.problems import QuotaExceeded, ServiceUnavailable
+from service.responses import SecurityHeaders
 from service.settings import Settings, current_settings
 from service.tokens import current_verifier, verifier_from
 
@@ -70,9 +73,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
 
     contract, text = load_contract()
-    app = AsyncApp(
+    app = ContractApp(
         __name__,
-        middlewares=middlewares_with_contract_routing(ConnexionMiddleware.default_middlewares),
         validator_map=VALIDATOR_MAP,
         uri_parser_class=ExplodedFormArrays,
         security_map={"bearer": BearerHandler},
@@ -86,7 +88,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # rather than silently ignored (a misspelt `?stauts=` would list everything).
         strict_validation=True,
         swagger_ui_options=SwaggerUIOptions(
-            swagger_ui_path="/api/ui", spec_path="/api/openapi.json"
+            swagger_ui=settings.swagger_ui,
+            swagger_ui_path="/api/ui",
+            spec_path="/api/openapi.json",
         ),
     )
     app.add_middleware(
@@ -99,6 +103,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             current_engine: engine,
             current_verifier: verifier,
             current_settings: settings,
+            max_tasks_per_user: settings.max_tasks_per_user,
         },
     )
     # First at this position, so that nothing after validation runs before it.
@@ -117,8 +122,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         )
         metrics.watch_pool(engine)
     app.add_error_handler(Unauthorized, _unauthorized)
+    app.add_error_handler(TaskQuotaExceededError, _quota_exceeded)
     for error in DATABASE_UNAVAILABLE:
         app.add_error_handler(error, _database_unavailable)
+    use_corrected_routing(app.middleware.middlewares)
     return app
 
 
@@ -133,6 +140,7 @@ def _add_operations_middleware(
         position=MiddlewarePosition.BEFORE_EXCEPTION,
         routes={name: path for name, (path, _) in operations.items()},
     )
+    app.add_middleware(SecurityHeaders, position=MiddlewarePosition.BEFORE_EXCEPTION)
     if settings.allowed_origins:
         _allow_cross_origin(app, settings, operations)
     app.add_middleware(HeadSizeLimit, position=MiddlewarePosition.BEFORE_SWAGGER)
@@ -207,6 +215,12 @@ def _unauthorized(_request: ConnexionRequest, error: Unauthorized) -> ConnexionR
     # Connexion's own 401s (no or non-bearer Authorization header) carry no challenge.
     headers = getattr(error, "headers", None) or {"WWW-Authenticate": "Bearer"}
     return problem(status=401, title="Unauthorized", detail=error.detail, headers=headers)
+
+
+def _quota_exceeded(_request: ConnexionRequest, error: Exception) -> ConnexionResponse:
+    metrics.QUOTA_REFUSALS.inc()
+    limit = error.limit if isinstance(error, TaskQuotaExceededError) else 0
+    return QuotaExceeded(limit).to_problem()
 
 
 def _database_unavailable(_request: ConnexionRequest, error: Exception) -> ConnexionResponse:

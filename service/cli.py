@@ -1,6 +1,7 @@
 """`todo-api`: serve the API, apply migrations, mint a token for manual checks."""
 
 import argparse
+import functools
 import logging
 import logging.config
 import os
@@ -15,6 +16,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from db.migrate import upgrade
+from service.connections import GuardedH11Protocol
 from service.logs import logging_config
 from service.settings import Settings
 from service.startup import StartupError, prepare_database
@@ -26,7 +28,7 @@ MAX_REQUEST_HEAD_BYTES = 16 * 1024
 # killing it. Its default, 5 s, is shorter than a start on a busy two-core host (imports and
 # the contract take seconds): the workers were killed and restarted in a loop.
 WORKER_HEALTHCHECK_SECONDS = 30
-log = logging.getLogger(__name__)
+log = logging.getLogger("service.cli")  # not __name__: it is "__main__" under `python -m`
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,7 +135,8 @@ def _metrics(host: str, port: int | None) -> Iterator[None]:
 def _server_limits(settings: Settings) -> dict[str, Any]:
     """What bounds a client's hold on the server (see "Operating it" in the README)."""
     return {
-        "http": "h11",
+        # uvicorn's h11 protocol with a request-head timeout and room made near the limit.
+        "http": functools.partial(GuardedH11Protocol, head_timeout=settings.request_head_timeout),
         "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES,
         "limit_concurrency": settings.max_connections,
         "timeout_keep_alive": settings.keep_alive_timeout,

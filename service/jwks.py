@@ -2,8 +2,13 @@
 
 Fetched on the event loop without blocking it (httpx), with a total timeout, cached, and
 refetched when a token names an unknown key id (a rotation) or the cache is older than its
-maximum age — but never more often than once per refresh interval, so a flood of made-up
-key ids cannot hammer the auth server."""
+maximum age — but never more often than once per refresh interval, counted from the end of
+the last fetch, so a flood of made-up key ids cannot hammer the auth server.
+
+At most one fetch is in flight per process. A request that needs it waits for that one
+fetch (itself bounded by the timeout), never for a queue of them; while the auth server is
+failing, a request whose key is cached is served from the cache at once, and the retry runs
+in the background."""
 
 import asyncio
 import logging
@@ -45,15 +50,18 @@ class JwksCache:
         self._max_age = max_age
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
-        self._attempted_at: float | None = None
+        self._finished_at: float | None = None  # when the last fetch ended, either way
         self._failing = False
-        self._lock = asyncio.Lock()
+        self._in_flight: asyncio.Task[None] | None = None
 
     async def key(self, kid: str) -> jwt.PyJWK:
         """The key named `kid`: 401 when the auth server does not publish it, 503 when the
         JWKS cannot be fetched and no cached key fits."""
         if kid not in self._keys or self._stale():
-            await self._refresh()
+            fetch = self._start_fetch()
+            # While the auth server fails, a cached key is served at once, not after a wait.
+            if fetch is not None and not (self._failing and kid in self._keys):
+                await asyncio.shield(fetch)
         found = self._keys.get(kid)
         if found is not None:
             return found
@@ -61,39 +69,48 @@ class JwksCache:
             raise ServiceUnavailable(UNREACHABLE)
         raise InvalidToken("The token's signing key is not published by the auth server.")
 
-    def publishes(self, kid: str) -> bool:
-        """Whether `kid` is in the JWKS as last fetched, and that fetch is still fresh."""
-        return kid in self._keys and not self._stale()
+    def identity(self, kid: str) -> jwt.PyJWK | None:
+        """The key object now published under `kid`: a refetch that replaces the key under
+        the same `kid` yields a new object, so a token verified by the old one is checked
+        again."""
+        return self._keys.get(kid) if not self._stale() else None
 
     def _stale(self) -> bool:
         return self._fetched_at is None or time.monotonic() - self._fetched_at >= self._max_age
 
     def _may_fetch(self) -> bool:
         return (
-            self._attempted_at is None
-            or time.monotonic() - self._attempted_at >= self._refresh_interval
+            self._finished_at is None
+            or time.monotonic() - self._finished_at >= self._refresh_interval
         )
 
-    async def _refresh(self) -> None:
-        # One fetch at a time; whoever waited finds the fresh keys (or the rate limit).
-        async with self._lock:
-            if not self._may_fetch():
-                return
-            self._attempted_at = time.monotonic()
-            # Imported here: `todo-api` imports this module before it sets up the metrics'
-            # storage, which prometheus-client chooses at its first import.
-            from service import metrics
+    def _start_fetch(self) -> "asyncio.Task[None] | None":
+        """The fetch in flight, a new one if none is and the rate limit allows, else None."""
+        loop = asyncio.get_running_loop()
+        if self._in_flight is not None and self._in_flight.get_loop() is not loop:
+            self._in_flight = None  # left behind by an event loop that has since stopped
+        if self._in_flight is None and self._may_fetch():
+            self._in_flight = loop.create_task(self._refresh())
+        return self._in_flight
 
-            metrics.JWKS_FETCHES.inc()
-            try:
-                keys = parse_jwks(await self._fetch())
-            except (httpx.HTTPError, TimeoutError, ValueError) as error:
-                # Keep serving the cached keys: a token signed by one of them is still valid.
-                log.warning("JWKS fetch from %s failed: %s", self.url, error)
-                metrics.JWKS_FAILURES.inc()
-                self._failing = True
-                return
+    async def _refresh(self) -> None:
+        # Imported here: `todo-api` imports this module before it sets up the metrics'
+        # storage, which prometheus-client chooses at its first import.
+        from service import metrics
+
+        metrics.JWKS_FETCHES.inc()
+        try:
+            keys = parse_jwks(await self._fetch())
+        except (httpx.HTTPError, TimeoutError, ValueError) as error:
+            # Keep serving the cached keys: a token signed by one of them is still valid.
+            log.warning("JWKS fetch from %s failed: %s", self.url, type(error).__name__)
+            metrics.JWKS_FAILURES.inc()
+            self._failing = True
+        else:
             self._keys, self._fetched_at, self._failing = keys, time.monotonic(), False
+        finally:
+            self._finished_at = time.monotonic()
+            self._in_flight = None
 
     async def _fetch(self) -> Any:
         # A client per fetch: fetches are rare, and a pooled connection would be tied to

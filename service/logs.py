@@ -5,6 +5,7 @@ import json
 import logging
 import re
 import time
+import traceback
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,13 @@ access_log = logging.getLogger("service.access")
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line; a traceback stays inside its record's `exc_info` field."""
+    """One JSON object per line; a traceback stays inside its record's `exc_info` field,
+    as its frames and the exception's type: an exception's message may quote a value."""
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
+        kind, _error, trace = ei
+        frames = "".join(traceback.format_tb(trace))
+        return f"Traceback (most recent call last):\n{frames}{getattr(kind, '__name__', kind)}"
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -34,20 +41,56 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class NoClientData(logging.Filter):
+    """Keeps what a client sent out of every log line, at every level.
+
+    Connexion logs each problem it answers (`%r` of the exception, whose detail may quote a
+    rejected value) and, at debug, whole request parts; the request log already records
+    each answer's status, so its lines below ERROR are dropped. An exception another
+    library passes as an argument is logged by its type only (ours word their own
+    errors). SQLAlchemy's statement log carries parameters, so it is held at WARNING (and
+    engines hide parameters in error text)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("connexion") and record.levelno < logging.ERROR:
+            return False
+        if (
+            not record.name.startswith(OWN_LOGGERS)
+            and isinstance(record.args, tuple)
+            and any(isinstance(arg, BaseException) for arg in record.args)
+        ):
+            record.args = tuple(
+                type(arg).__name__ if isinstance(arg, BaseException) else arg for arg in record.args
+            )
+        return True
+
+
+OWN_LOGGERS = ("service", "db")
+QUIET_LOGGERS = ("sqlalchemy", "httpcore")  # statements with parameters; wire-level chatter
+
+
 def logging_config(level: str) -> dict[str, Any]:
     """A `logging.config.dictConfig` for the server: everything, uvicorn's own loggers
     included, as JSON on stderr. Uvicorn's access log is replaced by `RequestLog`."""
-    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": "json",
+        "stream": "ext://sys.stderr",
+        "filters": ["no_client_data"],
+    }
+    loggers: dict[str, Any] = {
+        name: {"handlers": [], "propagate": True}
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+    }
+    loggers.update({name: {"level": "WARNING"} for name in QUIET_LOGGERS})
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
+        "filters": {"no_client_data": {"()": NoClientData}},
         "handlers": {"default": handler},
         "root": {"handlers": ["default"], "level": level.upper()},
-        "loggers": {
-            name: {"handlers": [], "propagate": True}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
-        },
+        "loggers": loggers,
     }
 
 

@@ -29,6 +29,16 @@ class ForbiddenUser(ProblemException):
         )
 
 
+class QuotaExceeded(ProblemException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            status=409,
+            title="Conflict",
+            detail=f"This user already has {limit} tasks, the most allowed "
+            "(MAX_TASKS_PER_USER); delete some before creating more.",
+        )
+
+
 class PayloadTooLarge(ProblemException):
     def __init__(self, limit: int) -> None:
         super().__init__(

@@ -1,7 +1,9 @@
 """Settings, read from the environment and an optional `.env` file."""
 
+import ipaddress
 from contextvars import ContextVar
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,12 +49,16 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=200, ge=1)
     keep_alive_timeout: int = Field(default=5, ge=1)
     request_body_timeout: float = Field(default=30.0, gt=0)
+    request_head_timeout: float = Field(default=10.0, gt=0)
+    max_tasks_per_user: int = Field(default=10_000, ge=0)
+    swagger_ui: bool = True
     shutdown_timeout: int = Field(default=10, ge=1)
     # After SIGTERM, /ready answers 503 this long, while serving, before shutting down.
     drain_seconds: float = Field(default=0.0, ge=0)
-    log_level: str = "info"
     # Prometheus metrics on their own listener (on HOST); unset, there are none.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # No `trace`: uvicorn then logs every ASGI message, headers (and tokens) included.
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # Checks every response against the contract: the test suite's guard, a cost in production.
     validate_responses: bool = False
     # Sync (docs/decisions/0005): 428 for a write without If-Match; how long a stored answer
@@ -60,6 +66,11 @@ class Settings(BaseSettings):
     require_if_match: bool = False
     idempotency_key_ttl: float = Field(default=24 * 3600.0, gt=0)
     tombstone_retention: float = Field(default=30 * 24 * 3600.0, ge=0)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("better_auth_secret")
     @classmethod
@@ -92,7 +103,13 @@ class Settings(BaseSettings):
         if not value:
             return None
         if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
+            raise ValueError("must be an https:// URL")
+        # Whoever answers a plain-HTTP fetch chooses the trusted keys (RFC 8725 §3.10).
+        if value.startswith("http://") and not _is_loopback(urlsplit(value).hostname):
+            raise ValueError(
+                "must be an https:// URL: the signing keys are trusted only over TLS "
+                "(http:// is allowed for loopback hosts only)"
+            )
         return value.rstrip("/")
 
     @property
@@ -114,3 +131,14 @@ class Settings(BaseSettings):
 
 # Set per request by the app, like the engine: handlers read the settings they need from it.
 current_settings: ContextVar[Settings] = ContextVar("current_settings")
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True  # RFC 6761 §6.3: always the loopback interface
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -55,6 +55,7 @@ class _Verified:
     claims: dict[str, Any]
     until: float  # when `exp`, with the leeway, stops the token
     kid: str | None  # the JWKS key that verified it; None for the shared secret
+    key: object = None  # that key's object: a key replaced under the same kid is another
 
 
 class TokenVerifier:
@@ -86,7 +87,11 @@ class TokenVerifier:
         claims = _decode(token, check)
         if not isinstance(claims["sub"], str) or not claims["sub"]:
             raise InvalidToken("The token's 'sub' claim is not a user id.")
-        self._remember(token, _Verified(claims, claims["exp"] + LEEWAY_SECONDS, check.kid))
+        expires = claims["exp"]
+        # PyJWT takes a numeric string for `exp`; RFC 7519 §4.1.4 says NumericDate.
+        if isinstance(expires, bool) or not isinstance(expires, int | float):
+            raise InvalidToken("The token's 'exp' claim is not a number.")
+        self._remember(token, _Verified(claims, expires + LEEWAY_SECONDS, check.kid, check.key))
         return claims
 
     def _still_valid(self, known: _Verified) -> bool:
@@ -94,7 +99,11 @@ class TokenVerifier:
         its key still published in a JWKS that is not stale."""
         if time.time() >= known.until:
             return False
-        return known.kid is None or (self._jwks is not None and self._jwks.publishes(known.kid))
+        # Keyed by the token and the key that verified it: the same key object must still
+        # be the one published under that kid.
+        return known.kid is None or (
+            self._jwks is not None and self._jwks.identity(known.kid) is known.key
+        )
 
     def _remember(self, token: str, verified: _Verified) -> None:
         if len(self._verified) >= VERIFIED_TOKENS_KEPT:

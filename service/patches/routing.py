@@ -6,9 +6,10 @@ from typing import Any
 
 import starlette.convertors
 from connexion.middleware.routing import RoutingMiddleware
+from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from starlette.exceptions import HTTPException
 from starlette.routing import Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class _AnySegmentInteger(starlette.convertors.Convertor[Any]):
@@ -96,6 +97,47 @@ class ContractRouting(RoutingMiddleware):
         _add_method_not_allowed_routes(mount.routes)
 
 
-def middlewares_with_contract_routing(defaults: list[Any]) -> list[Any]:
-    """Connexion's middleware stack with its routing middleware replaced by ours."""
-    return [ContractRouting if m is RoutingMiddleware else m for m in defaults]
+def use_corrected_routing(middlewares: list[Any]) -> None:
+    """Replace Connexion's routing and Swagger UI middlewares by ours, in place. Called once
+    every middleware is added: `add_middleware` finds its position by Connexion's classes."""
+    replaced = {RoutingMiddleware: ContractRouting, SwaggerUIMiddleware: SwaggerUIOnItsPaths}
+    middlewares[:] = [replaced.get(m, m) for m in middlewares]
+
+
+class SwaggerUIOnItsPaths(SwaggerUIMiddleware):
+    """By default, Connexion's Swagger UI middleware copies the scope and runs a Starlette
+    router pass (a mount and every console route) on every request, API calls included,
+    before handing the copy on; we override it because only the console's own paths can
+    match: any other path goes on at once, still as a copy of the scope, so what follows sees
+    exactly what it saw. A path that starts like a console route (less a trailing slash,
+    which Starlette's redirect may add or drop) takes the router as before.
+    Pinned by: tests/consumers/test_swagger_console.py and tests/api/test_contract_edges.py
+    (the console and the contract are served); the saving is in docs/performance.md.
+    Can go when: Connexion's Swagger UI middleware routes only its own paths."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        super().__init__(app)
+        self.prefixes: tuple[str, ...] = ()
+
+    def add_api(self, *args: Any, **kwargs: Any) -> None:
+        super().add_api(*args, **kwargs)
+        self.prefixes = tuple(_static_prefixes(self.router.routes, ""))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith(self.prefixes):
+            await self.app({**scope}, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _static_prefixes(routes: list[Any], parent: str) -> list[str]:
+    """Each route's path up to its first parameter, without a trailing slash."""
+    prefixes: list[str] = []
+    for route in routes:
+        path = parent + getattr(route, "path", "")
+        if isinstance(route, Mount) and route.routes:
+            # A mounted router passes on what none of its routes match.
+            prefixes.extend(_static_prefixes(route.routes, path))
+        else:
+            prefixes.append(path.split("{", 1)[0].rstrip("/"))
+    return prefixes

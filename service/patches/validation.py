@@ -29,23 +29,45 @@
   on deleteTask, which takes If-Match, is one entry). Can go when: Connexion copies the list.
 - By default, it reports the first violation only; ours report every one, as
   patches/violations.py describes (`_check_schema`, `ParametersValidator`).
+- By default, what it parses to validate (the JSON body, the typed path and query values) is
+  thrown away and parsed again for the handler; ours leaves it in the request's scope for
+  `service.dispatch` to pass on. Pinned by: tests/api/test_dispatch.py.
+- By default, jsonschema runs `pattern` on a string `maxLength` already refused, so a long
+  string costs a regex run the length check made pointless; ours skips it. Pinned by:
+  tests/api/test_patterns.py.
+- By default, Connexion decodes the body for validation with the request's `charset` and
+  hands the handler a second parse of the raw bytes (as UTF-8), so the two can disagree
+  (`charset=hz` stored 2,000 characters past `maxLength: 1000`); we answer 415 for any
+  charset but UTF-8 (RFC 8259 §8.1), and the handler receives the re-encoded object the
+  validator accepted. Pinned by: tests/api/test_media_types.py, tests/service/test_security.py.
+- By default, nesting depth is bounded only by Python's recursion limit, hit at different
+  depths by the parser, the validator and the handler's parse (a 500); we answer 400 past
+  `MAX_DEPTH` levels before any recursive parsing. Pinned by: tests/api/test_media_types.py.
+- By default, it parses and validates on the event loop, so one large body stalls every
+  other request; ours does it in a worker thread when the body is large. Pinned by:
+  tests/service/test_security.py (`/health` answers while a 64 KiB title is validated).
 Each can go when Connexion does the same by itself."""
 
 import json
 import re
 import typing as t
+from collections.abc import Iterator
 from datetime import date
 
-from connexion.exceptions import BadRequestProblem
+import anyio
+import anyio.to_thread
+from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
 from connexion.json_schema import Draft4RequestValidator
 from connexion.lifecycle import ConnexionRequest
 from connexion.utils import is_null, is_nullable
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
-from jsonschema import Draft4Validator, FormatChecker
+from jsonschema import Draft4Validator, FormatChecker, ValidationError
 from jsonschema.exceptions import best_match
+from jsonschema.validators import extend
 from starlette.types import Receive, Scope
 
 from db.recurrence import parse_instant
+from service.dispatch import PARSED_BODY, PARSED_PARAMETERS
 from service.patches.violations import (
     Violation,
     body_violations,
@@ -75,7 +97,25 @@ def _is_date_time(value: object) -> bool:
     return not isinstance(value, str) or parse_instant(value) is not None
 
 
+MAX_DEPTH = 32  # the contract's bodies are one level deep; 32 leaves room and no recursion risk
+# Bodies above this are parsed and validated in a worker thread, off the event loop.
+THREAD_THRESHOLD_BYTES = 8 * 1024
+UTF8_NAMES = ("utf-8", "utf8")
+_PATTERN = Draft4Validator.VALIDATORS["pattern"]
+
+
+def _pattern_within_length(
+    validator: t.Any, pattern: str, instance: t.Any, schema: dict[str, t.Any]
+) -> Iterator[ValidationError]:
+    # `maxLength` has already refused a longer string; its regex run would be pure cost.
+    limit = schema.get("maxLength")
+    if isinstance(instance, str) and isinstance(limit, int) and len(instance) > limit:
+        return
+    yield from _PATTERN(validator, pattern, instance, schema)
+
+
 _compiled: dict[tuple[int, type], tuple[dict[str, t.Any], t.Any]] = {}
+_bounded_classes: dict[type, t.Any] = {}
 
 
 def compiled(schema: dict[str, t.Any], cls: type = Draft4RequestValidator) -> t.Any:
@@ -84,9 +124,39 @@ def compiled(schema: dict[str, t.Any], cls: type = Draft4RequestValidator) -> t.
     key = (id(schema), cls)
     cached = _compiled.get(key)
     if cached is None or cached[0] is not schema:
-        cached = (schema, cls(schema, format_checker=FORMAT_CHECKER))
+        bounded = _bounded_classes.get(cls)
+        if bounded is None:
+            bounded = _bounded_classes[cls] = extend(  # type: ignore[no-untyped-call]
+                cls, {"pattern": _pattern_within_length}
+            )
+        cached = (schema, bounded(schema, format_checker=FORMAT_CHECKER))
         _compiled[key] = cached
     return cached[1]
+
+
+def nesting_depth_exceeds(raw: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether the JSON text nests arrays/objects deeper than `limit`, found without
+    recursion: drop escapes and strings, then peel innermost bracket pairs `limit` times."""
+    text = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = _STRINGS.sub(b"", text).translate(None, _NOT_BRACKETS)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
+    return bool(brackets)
+
+
+_STRINGS = re.compile(rb'"[^"]*"')
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_limiter: anyio.CapacityLimiter | None = None
+
+
+def _validation_limiter() -> anyio.CapacityLimiter:
+    # Its own threads, so a burst of large bodies does not take the handlers' threads.
+    global _limiter
+    if _limiter is None:
+        _limiter = anyio.CapacityLimiter(2)
+    return _limiter
 
 
 def _reject_constant(name: str) -> t.NoReturn:
@@ -94,18 +164,52 @@ def _reject_constant(name: str) -> t.NoReturn:
 
 
 class JsonBodyValidator(JSONRequestBodyValidator):
+    # The handler gets the validated object re-encoded, never a second parse of the raw bytes.
+    MUTABLE_VALIDATION = True
+
     def __init__(self, *, required: bool = False, **kwargs: t.Any) -> None:
         # Connexion decides "required body missing" from Content-Length alone, which
         # refuses every chunked body; decide it after reading instead.
         super().__init__(required=False, **kwargs)
         self._body_required = required
+        self._checked = False
+        self._consumed = False  # whether the client's body messages have been read
 
     async def _parse(self, stream: t.AsyncGenerator[bytes, None], scope: Scope) -> t.Any:
+        if self._encoding.lower() not in UTF8_NAMES:
+            raise UnsupportedMediaTypeProblem(
+                detail="A JSON body must be UTF-8 (RFC 8259): send no charset or charset=utf-8."
+            )
+        body = await self._read(stream)
+        scope.setdefault("extensions", {})[PARSED_BODY] = body
+        return body
+
+    async def _read(self, stream: t.AsyncGenerator[bytes, None]) -> t.Any:
         raw = b"".join([chunk async for chunk in stream])
+        self._consumed = True
         if not raw:
             return None
+        if len(raw) <= THREAD_THRESHOLD_BYTES:
+            return self._parse_and_check(raw)
+        return await anyio.to_thread.run_sync(
+            self._parse_and_check, raw, limiter=_validation_limiter()
+        )
+
+    def _parse_and_check(self, raw: bytes) -> t.Any:
+        body = self._decode(raw)
+        if body is not None or not self._nullable:
+            # A JSON `null` is a body, not a missing one, so the schema judges it.
+            self._check_schema(body)
+        self._checked = True
+        return body
+
+    def _decode(self, raw: bytes) -> t.Any:
+        if nesting_depth_exceeds(raw):
+            raise BadRequestProblem(
+                detail=f"Request body is nested more than {MAX_DEPTH} levels deep."
+            )
         try:
-            body = json.loads(raw.decode(self._encoding), parse_constant=_reject_constant)
+            body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
             # An unpaired surrogate escape parses, but is not text any database can store.
             json.dumps(body, ensure_ascii=False).encode("utf-8")
         except (UnicodeError, LookupError):
@@ -114,17 +218,25 @@ class JsonBodyValidator(JSONRequestBodyValidator):
             raise BadRequestProblem(detail="Request body is nested too deeply.") from None
         except ValueError as error:
             raise BadRequestProblem(detail=f"Request body is not valid JSON: {error}") from None
-        if body is None and not self._nullable:
-            # A JSON `null` is a body, not a missing one, so the schema judges it.
-            self._check_schema(body)
         return body
 
     def _validate(self, body: t.Any) -> None:
-        if body is None:
+        if body is None and not self._checked:
             if self._body_required:
                 raise BadRequestProblem(detail="A request body is required.")
             return
-        self._check_schema(body)
+        if not self._checked:
+            self._check_schema(body)
+
+    def _insert_body(self, receive: Receive, *, body: t.Any, scope: Scope) -> tuple[Receive, Scope]:
+        if body is None and self._consumed:
+            # The raw messages were consumed: hand on an empty body, not the client's stream
+            # (which, once read, would wait for the disconnect).
+            empty = {"type": "http.request", "body": b"", "more_body": False}
+            return self._insert_messages(receive, messages=[empty]), scope
+        if body is None:
+            return receive, scope
+        return t.cast(tuple[Receive, Scope], super()._insert_body(receive, body=body, scope=scope))
 
     async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
         # The parameters' violations, reported with the body's (see patches/violations.py).
@@ -153,6 +265,9 @@ class ParametersValidator(ParameterValidator):
         violations = [*self._unknown_query(request), *self._each_parameter(request)]
         if violations:
             defer(scope, violations)
+            return
+        parsed = (request.path_params, request.query_params)
+        scope.setdefault("extensions", {})[PARSED_PARAMETERS] = parsed
 
     def _unknown_query(self, request: ConnexionRequest) -> list[Violation]:
         if not self.strict_validation:

@@ -562,7 +562,21 @@ class TestConfiguration:
         )
 
         assert result.returncode != 0
-        assert "BETTER_AUTH_URL: Value error, must be an http:// or https:// URL" in result.stderr
+        assert "BETTER_AUTH_URL: Value error, must be an https:// URL" in result.stderr
+
+    @pytest.mark.parametrize("variable", ["BETTER_AUTH_URL", "BETTER_AUTH_JWKS_URL"])
+    def test_keys_over_plain_http_are_refused_but_for_loopback(
+        self, tmp_path: Path, variable: str
+    ) -> None:
+        refused = todo_api("serve", env={variable: "http://auth.example.com"}, cwd=tmp_path)
+
+        [line] = refused.stderr.splitlines()
+        assert refused.returncode != 0
+        assert f"{variable}: Value error, must be an https:// URL" in line
+        assert "loopback" in line
+        for loopback in ("http://127.0.0.1:3000", "http://localhost:3000", "http://[::1]:3000"):
+            fields: dict[str, Any] = {variable.lower(): loopback}
+            Settings(_env_file=None, **fields).require_auth()
 
     def test_token_needs_the_secret_even_with_a_jwks(self, tmp_path: Path) -> None:
         env = {"BETTER_AUTH_URL": "https://app.example.com"}
@@ -605,3 +619,88 @@ def public_key_bytes(key: SigningKey, encoding: str) -> bytes:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def bearer_header(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class TestJwksOutage:
+    """The auth server hangs: one shared fetch, bounded by JWKS_TIMEOUT, never a convoy."""
+
+    TIMEOUT = 1.0
+    CONCURRENT = 50
+
+    async def _timed(self, http: httpx.AsyncClient, user: str, token: str) -> tuple[int, float]:
+        started = time.monotonic()
+        response = await http.get(f"/api/{user}/tasks", headers=bearer_header(token))
+        return response.status_code, time.monotonic() - started
+
+    def test_cached_keys_serve_and_unknown_kids_fail_fast_while_the_jwks_hangs(
+        self, make_client: MakeClient, jwks: JwksServer, signing_keys: dict[str, SigningKey]
+    ) -> None:
+        # Stale at once and no rate limit: the worst case for a convoy of refreshes.
+        app = make_client(jwks_timeout=self.TIMEOUT, jwks_max_age=0, jwks_refresh_interval=0).app
+        user = new_user()
+        valid = signing_keys["EdDSA"].sign(claims_for(user, jwks.base_url))
+        unknown = SigningKey("EdDSA").sign(claims_for(user, jwks.base_url))
+
+        async def scenario() -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://api", timeout=300
+            ) as http:
+                assert (await self._timed(http, user, valid))[0] == 200  # the keys are cached
+                jwks.gate.clear()
+                served = [self._timed(http, user, valid) for _ in range(self.CONCURRENT)]
+                refused = [self._timed(http, user, unknown) for _ in range(self.CONCURRENT)]
+                return list(await asyncio.gather(*served)), list(await asyncio.gather(*refused))
+
+        served, refused = asyncio.run(scenario())
+
+        print(
+            f"\nJWKS hanging: {self.CONCURRENT} valid requests, slowest "
+            f"{max(s for _, s in served):.2f} s; {self.CONCURRENT} unknown-kid requests, slowest "
+            f"{max(s for _, s in refused):.2f} s (JWKS_TIMEOUT={self.TIMEOUT:g} s)"
+        )
+        assert {status for status, _ in served} == {200}
+        assert {status for status, _ in refused} <= {401, 503}
+        # Unknown kids answer within the one fetch's timeout; valid requests also wait for
+        # that fetch, then do their own database work (50 at once), hence the wider bound.
+        # A convoy of fetches would take 50 x JWKS_TIMEOUT.
+        assert max(seconds for _, seconds in refused) < self.TIMEOUT + 1
+        assert max(seconds for _, seconds in served) < self.TIMEOUT + 3
+
+    def test_the_rate_limit_counts_from_the_end_of_a_failed_fetch(
+        self, make_client: MakeClient, jwks: JwksServer, signing_keys: dict[str, SigningKey]
+    ) -> None:
+        client = make_client(jwks_timeout=0.5, jwks_refresh_interval=2)
+        user = new_user()
+        jwks.gate.clear()
+        before = jwks.fetches
+
+        first = call(client, user, signing_keys["EdDSA"].sign(claims_for(user, jwks.base_url)))
+        time.sleep(1.7)  # over the interval after the fetch began, under it after it ended
+        second = call(client, user, signing_keys["EdDSA"].sign(claims_for(user, jwks.base_url)))
+
+        assert assert_problem(first, 503)["detail"] == UNREACHABLE
+        assert assert_problem(second, 503)["detail"] == UNREACHABLE
+        assert jwks.fetches - before == 1
+
+    def test_a_key_replaced_under_the_same_kid_stops_its_old_tokens_at_once(
+        self, make_client: MakeClient, jwks: JwksServer
+    ) -> None:
+        client = make_client(jwks_refresh_interval=0)
+        user = new_user()
+        old = SigningKey("EdDSA")
+        jwks.publish(old)
+        token = old.sign(claims_for(user, jwks.base_url))
+        assert call(client, user, token).status_code == 200  # verified and remembered
+        jwks.publish(SigningKey("EdDSA", kid=old.kid))
+        # Any token naming an unknown kid makes the cache refetch: the key under old.kid is new.
+        call(client, user, SigningKey("ES512").sign(claims_for(user, jwks.base_url)))
+
+        response = call(client, user, token)
+
+        assert_unauthorized(response)
+        assert response.json()["detail"] == "The token's signature does not verify."

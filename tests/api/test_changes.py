@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 
 from tests.support.api import SECRET, Api
 from tests.support.contract import assert_conforms, assert_problem
+from tests.support.feed import apply_page
 
 
 def feed(api: Api, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
@@ -29,11 +30,7 @@ def walk(api: Api, mirror: dict[int, dict[str, Any]], cursor: str | None, limit:
     """Apply pages until has_more is false, as a client does; the cursor to poll with next."""
     while True:
         page = feed(api, cursor, limit)
-        for change in page["changes"]:
-            if change["deleted"]:
-                mirror.pop(change["id"], None)
-            else:
-                mirror[change["id"]] = change["task"]
+        apply_page(mirror, page)
         cursor = page["cursor"]
         if not page["has_more"]:
             return cursor

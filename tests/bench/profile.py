@@ -21,6 +21,7 @@ COMPONENTS = (
     ("psycopg2", r"\(psycopg2/"),
     ("handlers, queries and service (ours)", r"\((handlers|db|service)/"),
     ("thread hand-off (anyio, threading)", r"\(anyio/|\(threading\.py"),
+    ("our dispatch (plans, binding)", r"\(service/dispatch\.py"),
     ("Connexion routing, security, parameters", r"\(connexion/"),
     ("Starlette", r"\(starlette/"),
     ("HTTP (uvicorn, h11)", r"\((uvicorn|h11)/"),

@@ -107,6 +107,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
         DB_MIGRATIONS="upgrade",
         REQUEST_BODY_TIMEOUT="1",
         KEEP_ALIVE_TIMEOUT="1",
+        REQUEST_HEAD_TIMEOUT="1",
         MAX_CONNECTIONS="4",
     )
     server.start()
@@ -179,8 +180,17 @@ class TestHostileClients:
         assert 0.5 < idle < 5
 
     def test_connections_beyond_the_limit_get_503(self, limited: ServerProcess) -> None:
+        # Requests in flight (their bodies never come) hold the connections: idle ones would
+        # be closed to make room (tests/service/test_security.py).
+        token = TokenVerifier(SECRET).mint("someone", 600).encode()
+        head = (
+            b"POST /api/someone/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + token + b"\r\nContent-Length: 10\r\n\r\n"
+        )
         held = [socket.create_connection(("127.0.0.1", limited.port)) for _ in range(4)]
         try:
+            for conn in held:
+                conn.sendall(head)
             time.sleep(0.2)
             refused = httpx.get(f"{limited.base_url}/health")
         finally:
@@ -190,3 +200,20 @@ class TestHostileClients:
 
         assert refused.status_code == 503
         assert httpx.get(f"{limited.base_url}/health").status_code == 200
+
+    def test_a_head_that_does_not_arrive_in_time_is_cut_off(self, limited: ServerProcess) -> None:
+        with socket.create_connection(("127.0.0.1", limited.port), timeout=10) as conn:
+            started = time.monotonic()
+            conn.sendall(b"GET /health HTTP/1.1\r\n")
+            # Trickling the rest does not restart the clock.
+            for _ in range(3):
+                time.sleep(0.4)
+                try:
+                    conn.sendall(b"X: y\r\n")
+                except OSError:
+                    break
+            rest = _read_all(conn)
+            waited = time.monotonic() - started
+
+        assert rest == b""
+        assert 0.8 < waited < 3

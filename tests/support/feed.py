@@ -57,14 +57,19 @@ def walk(client: httpx.Client, mirror: dict[int, dict[str, Any]], cursor: str | 
         response = client.get("/tasks/changes", params=params)
         assert response.status_code == 200, response.text
         page = response.json()
-        for change in page["changes"]:
-            if change["deleted"]:
-                mirror.pop(change["id"], None)
-            else:
-                mirror[change["id"]] = change["task"]
+        apply_page(mirror, page)
         cursor = page["cursor"]
         if not page["has_more"]:
             return str(cursor)
+
+
+def apply_page(mirror: dict[int, dict[str, Any]], page: dict[str, Any]) -> None:
+    """What a client does with a page: deleted tasks leave its copy, others replace theirs."""
+    for change in page["changes"]:
+        if change["deleted"]:
+            mirror.pop(change["id"], None)
+        else:
+            mirror[change["id"]] = change["task"]
 
 
 @dataclass
