@@ -1,14 +1,17 @@
 """Tags, times and recurrence meet versions, ETags, Idempotency-Key, PATCH and the feed."""
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from starlette.testclient import TestClient
 
-from tests.support.api import Api
+from tests.support.api import SECRET, Api
 from tests.support.contract import assert_conforms, assert_problem, assert_task
 
+MakeClient = Callable[..., TestClient]
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 
 
@@ -219,3 +222,37 @@ class TestPatchTaskTakesTheNewFields:
         assert problem["errors"] == [{"detail": problem["detail"], "pointer": "#/due_time"}]
         assert api.get(task["id"]).json() == task
         assert feed(api)["changes"] == [{"id": task["id"], "deleted": False, "task": task}]
+
+
+class TestTheQuota:
+    def test_a_create_with_tags_at_the_quota_is_409_and_stores_no_tags(
+        self, client_with: MakeClient, user_id: str, token_for: Callable[..., str]
+    ) -> None:
+        api = Api(
+            client_with(better_auth_secret=SECRET, max_tasks_per_user=1),
+            user_id,
+            token_for(user_id),
+        )
+        api.create(title="one", tags=["work"])
+
+        refused = api.request("POST", json={"title": "two", "tags": ["home", "work"]})
+
+        assert_problem(refused, 409)
+        assert api.tags().json() == [{"name": "work", "count": 1}]
+        assert [change["task"]["title"] for change in feed(api)["changes"]] == ["one"]
+
+    def test_a_recurring_completion_at_the_quota_still_creates_its_occurrence(
+        self, client_with: MakeClient, user_id: str, token_for: Callable[..., str]
+    ) -> None:
+        # The quota bounds what a client creates; a completion is not refused for it.
+        api = Api(
+            client_with(better_auth_secret=SECRET, max_tasks_per_user=1),
+            user_id,
+            token_for(user_id),
+        )
+        task = recurring(api)
+
+        done = api.complete(task["id"], completed=True)
+
+        assert done["next_occurrence_id"] is not None
+        assert api.list().headers["x-total-count"] == "2"
