@@ -22,13 +22,19 @@ from tests.bench.bench import ROOT, SECRET, Bench, Run, print_table
 TARGET, HEAVY = "scale-user", "heavy-user"
 INSERT = """
 INSERT INTO tasks (user_id, title, description, completed, priority, due_date,
-                   completed_at, created_at, updated_at)
+                   completed_at, created_at, updated_at, version, change_position)
 SELECT {owner}, 'Task ' || g, CASE WHEN g % 2 = 0 THEN 'Details of task ' || g END,
        g % 10 < 3, (ARRAY['low', 'medium', 'high'])[1 + g % 3],
        CASE WHEN g % 2 = 1 THEN DATE '2027-01-01' + (g % 365) END,
        CASE WHEN g % 10 < 3 THEN now() END,
-       now() - make_interval(secs => g), now() - make_interval(secs => g / 2)
+       now() - make_interval(secs => g), now() - make_interval(secs => g / 2), 1, g
 FROM generate_series({start}, {stop}) AS g
+"""
+# Each owner's feed counter continues after the positions the rows above took.
+SYNC_STATE = """
+INSERT INTO sync_state (user_id, last_position, purged_position)
+SELECT user_id, max(change_position), 0 FROM tasks GROUP BY user_id
+ON CONFLICT (user_id) DO UPDATE SET last_position = EXCLUDED.last_position
 """
 # Every task gets tags: "work" on even ids, "home" on multiples of 3, "urgent" on multiples of 5.
 TAG = """
@@ -58,6 +64,7 @@ QUERIES = [
 def add_rows(bench: Bench, owner: str, start: int, stop: int) -> None:
     bench.sql(INSERT.format(owner=owner, start=start, stop=stop), "bench")
     bench.sql(TAG, "bench")
+    bench.sql(SYNC_STATE, "bench")
     bench.sql("VACUUM ANALYZE tasks", "bench")
     bench.sql("VACUUM ANALYZE task_tags", "bench")
 
