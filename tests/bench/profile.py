@@ -9,7 +9,15 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-IDLE = ("Condition.wait", "do_execute (sqlalchemy", "Runner.run", "select (selectors", "_run_once")
+# A thread blocked on the database: in psycopg2, or in the deadline's poll (db/deadline.py).
+IDLE = (
+    "Condition.wait",
+    "do_execute (sqlalchemy",
+    "wait (db/deadline.py",
+    "Runner.run",
+    "select (selectors",
+    "_run_once",
+)
 # Each busy sample belongs to the innermost frame that names a component: a jsonschema
 # frame called by the response validator is response validation, and so on.
 COMPONENTS = (
