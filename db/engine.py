@@ -1,4 +1,4 @@
-"""Engine construction and the one way to get a session: `transaction()`.
+"""Engine construction and the one way to get a connection: `transaction()`.
 
 Reads are one SQL statement each (docs/decisions/0003), so they autocommit: a request costs
 one round trip, not BEGIN, the statement and COMMIT. A write takes several statements (the
@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
 
 from db import deadline
 
@@ -163,28 +162,27 @@ def _sqlite_engine(url: str) -> Engine:
 
 
 @contextmanager
-def transaction() -> Iterator[Session]:
-    """A session for one unit of work (one statement, which commits on its own), always closed."""
-    session = Session(current_engine.get(), expire_on_commit=False)
+def transaction() -> Iterator[Connection]:
+    """A connection for one unit of work: one statement, which commits on its own."""
+    connection = current_engine.get().connect()
     try:
-        with session.begin():
-            yield session
+        yield connection
     finally:
-        _close(session)
+        _close(connection)
 
 
-def _close(session: Session) -> None:
+def _close(connection: Connection) -> None:
     # When the database has gone away, returning the connection fails too. The request's
     # own error (a 503) already says so; a second traceback from cleanup says nothing new.
     try:
-        session.close()
+        connection.close()
     except sa_exc.DBAPIError as error:
-        log.warning("closing a session failed: %s", type(error.orig).__name__)
+        log.warning("returning a connection failed: %s", type(error.orig).__name__)
 
 
 @contextmanager
-def write_transaction() -> Iterator[Session]:
-    """A session whose statements commit together, or not at all when the block raises.
+def write_transaction() -> Iterator[Connection]:
+    """A connection whose statements commit together, or not at all when the block raises.
 
     The connection stays in autocommit mode and the transaction is spelt out: `BEGIN` (on
     SQLite `BEGIN IMMEDIATE`, so the write lock is taken up front and two writers never both
@@ -192,18 +190,17 @@ def write_transaction() -> Iterator[Session]:
     autocommit instead would cost a call per request into psycopg2 that bypasses
     SQLAlchemy's error handling, so an outage there would not be the 503 it is."""
     engine = current_engine.get()
-    with engine.connect() as connection:
+    connection = engine.connect()
+    try:
         connection.exec_driver_sql(BEGIN_IMMEDIATE if engine.dialect.name == "sqlite" else BEGIN)
-        session = Session(bind=connection, expire_on_commit=False)
         try:
-            yield session
-            session.flush()
+            yield connection
             connection.exec_driver_sql(COMMIT)
         except BaseException:
             _rollback(connection)
             raise
-        finally:
-            _close(session)
+    finally:
+        _close(connection)
 
 
 def _rollback(connection: Connection) -> None:

@@ -5,8 +5,7 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row, Table, delete, func, insert, select
-from sqlmodel import Session
+from sqlalchemy import Connection, Row, Table, delete, func, insert, select
 
 from db.models import IdempotencyKey
 from db.tasks import now
@@ -14,30 +13,32 @@ from db.tasks import now
 KEYS: Table = IdempotencyKey.__table__  # type: ignore[attr-defined]
 
 
-def lock(session: Session, user_id: str, key: str) -> bool:
+def lock(connection: Connection, user_id: str, key: str) -> bool:
     """Claim the key for this transaction; False when another transaction holds it (that
     request is still running). On SQLite, BEGIN IMMEDIATE already runs writers one by one."""
-    if session.get_bind().dialect.name != "postgresql":
+    if connection.dialect.name != "postgresql":
         return True
     digest = hashlib.sha256(f"{user_id}\n{key}".encode()).digest()
     # A transaction-scoped advisory lock: released at commit, safe through PgBouncer.
-    claimed = session.scalar(
+    claimed = connection.scalar(
         select(func.pg_try_advisory_xact_lock(int.from_bytes(digest[:8], "big", signed=True)))
     )
     return bool(claimed)
 
 
-def find(session: Session, user_id: str, key: str, ttl: timedelta) -> Row[Any] | None:
+def find(connection: Connection, user_id: str, key: str, ttl: timedelta) -> Row[Any] | None:
     """The answer stored for the key, if it has not expired. Expired keys of the user are
     deleted on the way, so no job has to clean them up."""
-    session.execute(delete(KEYS).where(KEYS.c.user_id == user_id, KEYS.c.created_at < now() - ttl))
-    return session.execute(
+    connection.execute(
+        delete(KEYS).where(KEYS.c.user_id == user_id, KEYS.c.created_at < now() - ttl)
+    )
+    return connection.execute(
         select(*KEYS.columns).where(KEYS.c.user_id == user_id, KEYS.c.key == key)
     ).first()
 
 
 def store(
-    session: Session,
+    connection: Connection,
     user_id: str,
     key: str,
     *,
@@ -47,7 +48,7 @@ def store(
     location: str | None,
     etag: str | None,
 ) -> None:
-    session.execute(
+    connection.execute(
         insert(KEYS).values(
             user_id=user_id,
             key=key,

@@ -22,6 +22,6 @@ def ready() -> tuple[Any, int, dict[str, str]]:
     503 in the app's error handler."""
     if DRAINING.is_set():
         raise ServiceUnavailable("The instance is shutting down.")
-    with transaction() as session:
-        session.execute(text("SELECT 1"))
+    with transaction() as connection:
+        connection.execute(text("SELECT 1"))
     return json_body(OK)

@@ -17,8 +17,8 @@ Response = tuple[Any, int, dict[str, str]]
 
 def list_tags(user_id: str) -> Response:
     """The user's tags with the number of tasks carrying each, by name."""
-    with transaction() as session:
-        return json_body(tags.list_counts(session, user_id))
+    with transaction() as connection:
+        return json_body(tags.list_counts(connection, user_id))
 
 
 def rename_tag(user_id: str, tag: str, body: dict[str, Any]) -> Response:
@@ -31,8 +31,8 @@ def rename_tag(user_id: str, tag: str, body: dict[str, Any]) -> Response:
         raise UnprocessableEntity(
             detail, errors=[{"detail": detail, "pointer": "#/name"}]
         ) from None
-    with write_transaction() as session:
-        renamed = tags.rename(session, user_id, old, new)
+    with write_transaction() as connection:
+        renamed = tags.rename(connection, user_id, old, new)
     if renamed is None:
         raise _not_found(old)
     return json_body(renamed)
@@ -41,8 +41,8 @@ def rename_tag(user_id: str, tag: str, body: dict[str, Any]) -> Response:
 def delete_tag(user_id: str, tag: str) -> tuple[Any, int]:
     """Remove a tag from every task."""
     name = normalise_tag(tag)
-    with write_transaction() as session:
-        if not tags.remove(session, user_id, name):
+    with write_transaction() as connection:
+        if not tags.remove(connection, user_id, name):
             raise _not_found(name)
     return NoContent, 204
 

@@ -6,8 +6,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from connexion import NoContent
-from sqlalchemy import Row
-from sqlmodel import Session
+from sqlalchemy import Connection, Row
 
 from db import tasks
 from db.engine import transaction, write_transaction
@@ -38,9 +37,9 @@ def list_tasks(
     offset: int = 0,
 ) -> Response:
     """The user's tasks, filtered, sorted and paged."""
-    with transaction() as session:
+    with transaction() as connection:
         page, total = tasks.list_page(
-            session,
+            connection,
             user_id,
             status=status,
             sort=sort,
@@ -60,8 +59,8 @@ def list_tasks(
 def create_task(user_id: str, body: Body) -> Response:
     """A new task for the user; with an Idempotency-Key, at most one per key."""
 
-    def create(session: Session) -> Response:
-        task = _checked(lambda: tasks.create(session, user_id, body))
+    def create(connection: Connection) -> Response:
+        task = _checked(lambda: tasks.create(connection, user_id, body))
         return _task_answer(task, 201, {"Location": task_location(user_id, task["id"])})
 
     return sync.idempotent(user_id, body, create)
@@ -69,8 +68,8 @@ def create_task(user_id: str, body: Body) -> Response:
 
 def get_task(user_id: str, task_id: int) -> Response:
     """One of the user's tasks; 304 when If-None-Match names its current version."""
-    with transaction() as session:
-        task = _found(tasks.get(session, user_id, task_id), task_id)
+    with transaction() as connection:
+        task = _found(tasks.get(connection, user_id, task_id), task_id)
     if sync.none_match(task["version"]):
         # Connexion wants a media type to pick among the operation's; 304 sends no body.
         return NoContent, 304, {"ETag": sync.etag(task["version"]), "Content-Type": JSON}
@@ -80,18 +79,18 @@ def get_task(user_id: str, task_id: int) -> Response:
 def update_task(user_id: str, task_id: int, body: Body) -> Response:
     """Change the fields present in the body, keep the others."""
     versions = sync.if_match_versions()
-    with write_transaction() as session:
-        task = _checked(lambda: tasks.update_fields(session, user_id, task_id, body, versions))
-        return _task_answer(_written(session, task, user_id, task_id))
+    with write_transaction() as connection:
+        task = _checked(lambda: tasks.update_fields(connection, user_id, task_id, body, versions))
+        return _task_answer(_written(connection, task, user_id, task_id))
 
 
 def patch_task(user_id: str, task_id: int, body: Body) -> Response:
     """A JSON Merge Patch of the task: the same change as `update_task`, retry-safe."""
     versions = sync.if_match_versions()
 
-    def patch(session: Session) -> Response:
-        task = _checked(lambda: tasks.update_fields(session, user_id, task_id, body, versions))
-        return _task_answer(_written(session, task, user_id, task_id))
+    def patch(connection: Connection) -> Response:
+        task = _checked(lambda: tasks.update_fields(connection, user_id, task_id, body, versions))
+        return _task_answer(_written(connection, task, user_id, task_id))
 
     return sync.idempotent(user_id, body, patch)
 
@@ -100,9 +99,9 @@ def delete_task(user_id: str, task_id: int) -> tuple[Any, int]:
     """Delete one of the user's tasks, leaving a tombstone in the feed."""
     versions = sync.if_match_versions()
     retention = timedelta(seconds=current_settings.get().tombstone_retention)
-    with write_transaction() as session:
-        if not tasks.delete_owned(session, user_id, task_id, versions, retention):
-            _written(session, None, user_id, task_id)
+    with write_transaction() as connection:
+        if not tasks.delete_owned(connection, user_id, task_id, versions, retention):
+            _written(connection, None, user_id, task_id)
     return NoContent, 204
 
 
@@ -110,12 +109,12 @@ def complete_task(user_id: str, task_id: int, body: Body | None = None) -> Respo
     """Set `completed` from the body, or flip it when there is no body."""
     versions = sync.if_match_versions()
 
-    def complete(session: Session) -> Response:
+    def complete(connection: Connection) -> Response:
         completed = (body or {}).get("completed")
         task = _checked(
-            lambda: tasks.set_completion(session, user_id, task_id, completed, versions)
+            lambda: tasks.set_completion(connection, user_id, task_id, completed, versions)
         )
-        return _task_answer(_written(session, task, user_id, task_id))
+        return _task_answer(_written(connection, task, user_id, task_id))
 
     return sync.idempotent(user_id, body, complete)
 
@@ -123,10 +122,10 @@ def complete_task(user_id: str, task_id: int, body: Body | None = None) -> Respo
 def list_task_changes(user_id: str, cursor: str | None = None, limit: int = 500) -> Response:
     """The user's changes after the cursor, in commit order."""
     position = sync.decode_cursor(cursor) if cursor is not None else 0
-    with transaction() as session:
-        rows, purged_position = tasks.changes_after(session, user_id, position, limit)
+    with transaction() as connection:
+        rows, purged_position = tasks.changes_after(connection, user_id, position, limit)
         page = rows[:limit]
-        bodies = iter(tasks.bodies(session, [row for row in page if not row.deleted]))
+        bodies = iter(tasks.bodies(connection, [row for row in page if not row.deleted]))
     sync.check_not_purged(position, purged_position)
     metrics.CHANGE_FEED_PAGES.inc()
     return json_body(
@@ -161,12 +160,12 @@ def _task_answer(task: Body, status: int = 200, headers: dict[str, str] | None =
     return json_body(task, status, {"ETag": sync.etag(task["version"]), **(headers or {})})
 
 
-def _written(session: Session, task: Body | None, user_id: str, task_id: int) -> Body:
+def _written(connection: Connection, task: Body | None, user_id: str, task_id: int) -> Body:
     """The written task; when nothing was written, 404 for a task the user does not have,
     or 412 (with its current ETag) for one whose version If-Match did not name."""
     if task is not None:
         return task
-    current = tasks.get(session, user_id, task_id)
+    current = tasks.get(connection, user_id, task_id)
     if current is None:
         raise _not_found(task_id)
     tag = sync.etag(current["version"])

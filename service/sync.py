@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from connexion import context
-from sqlmodel import Session
+from sqlalchemy import Connection
 from starlette.datastructures import Headers
 
 from db import idempotency
@@ -91,21 +91,21 @@ def check_not_purged(position: int, purged_position: int) -> None:
 # --- Idempotency-Key ---
 
 
-def idempotent(user_id: str, body: Any, write: Callable[[Session], Response]) -> Response:
+def idempotent(user_id: str, body: Any, write: Callable[[Connection], Response]) -> Response:
     """Run `write` in a transaction; with an Idempotency-Key, store its answer with the key in
     that same transaction, or replay the answer stored for an earlier identical request."""
     key = request_header("Idempotency-Key")
-    with write_transaction() as session:
+    with write_transaction() as connection:
         if key is None:
-            return write(session)
-        if not idempotency.lock(session, user_id, key):
+            return write(connection)
+        if not idempotency.lock(connection, user_id, key):
             metrics.IDEMPOTENCY_CONFLICTS.inc()
             raise Conflict(
                 "A request with this Idempotency-Key is still in progress; retry it later."
             )
         ttl = timedelta(seconds=current_settings.get().idempotency_key_ttl)
         fingerprint = _fingerprint(body)
-        stored = idempotency.find(session, user_id, key, ttl)
+        stored = idempotency.find(connection, user_id, key, ttl)
         if stored is not None:
             if stored.fingerprint != fingerprint:
                 metrics.IDEMPOTENCY_CONFLICTS.inc()
@@ -115,8 +115,8 @@ def idempotent(user_id: str, body: Any, write: Callable[[Session], Response]) ->
                 )
             metrics.IDEMPOTENCY_REPLAYS.inc()
             return _replay(stored)
-        answer = write(session)
-        _store(session, user_id, key, fingerprint, answer)
+        answer = write(connection)
+        _store(connection, user_id, key, fingerprint, answer)
         return answer
 
 
@@ -126,10 +126,12 @@ def _fingerprint(body: Any) -> bytes:
     return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).digest()
 
 
-def _store(session: Session, user_id: str, key: str, fingerprint: bytes, answer: Response) -> None:
+def _store(
+    connection: Connection, user_id: str, key: str, fingerprint: bytes, answer: Response
+) -> None:
     body, status, headers = answer
     idempotency.store(
-        session,
+        connection,
         user_id,
         key,
         fingerprint=fingerprint,

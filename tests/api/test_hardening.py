@@ -152,11 +152,11 @@ class TestQuota:
         assert tasks.max_tasks_per_user.get() == 10_000  # the default
         bound = current_engine.set(engine), tasks.max_tasks_per_user.set(0)
         try:
-            with transaction() as session, pytest.raises(tasks.TaskQuotaExceededError):
-                tasks.create(session, user_id, {"title": "over"})
-            with transaction() as session:
+            with transaction() as connection, pytest.raises(tasks.TaskQuotaExceededError):
+                tasks.create(connection, user_id, {"title": "over"})
+            with transaction() as connection:
                 _, total = tasks.list_page(
-                    session,
+                    connection,
                     user_id,
                     status="all",
                     sort="created",
@@ -206,14 +206,14 @@ class TestWrites:
         task = api.create(title="Owned")
         token = current_engine.set(engine)
         try:
-            with transaction() as session:
+            with transaction() as connection:
                 changes = {
                     "title": "Renamed",
                     "user_id": "someone-else",
                     "id": 7,
                     "created_at": None,
                 }
-                row = tasks.update_fields(session, api.user_id, task["id"], changes)
+                row = tasks.update_fields(connection, api.user_id, task["id"], changes)
         finally:
             current_engine.reset(token)
 

@@ -356,19 +356,19 @@ class TestStatementTimeout:
     def test_a_slow_statement_is_cancelled(self) -> None:
         with (
             pytest.raises(sa_exc.OperationalError, match="statement timeout"),
-            transaction() as session,
+            transaction() as connection,
         ):
-            session.execute(text("SELECT pg_sleep(2)"))
+            connection.execute(text("SELECT pg_sleep(2)"))
 
-        with transaction() as session:
-            assert session.execute(text("SHOW statement_timeout")).scalar() == "200ms"
+        with transaction() as connection:
+            assert connection.execute(text("SHOW statement_timeout")).scalar() == "200ms"
 
     @pytest.mark.usefixtures("bounded")
     def test_the_timeout_ends_with_the_transaction(self) -> None:
         # PgBouncer in transaction mode hands the server connection to another client
         # afterwards; nothing set for this transaction may stay on it.
-        with transaction() as session:
-            session.execute(text("SELECT 1"))
+        with transaction() as connection:
+            connection.execute(text("SELECT 1"))
         raw = current_engine.get().raw_connection()
         try:
             cursor = raw.cursor()

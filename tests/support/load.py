@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine, select
-from sqlmodel import Session
 
 from db.tasks import TASKS, bodies
 from service.tokens import TokenVerifier
@@ -129,10 +128,10 @@ def all_outcomes(workers: Iterable[Worker]) -> Iterator[Outcome]:
 def assert_database_matches(engine: Engine, worker: Worker) -> None:
     """Every acknowledged task is stored exactly as last answered; no other task exists
     unless its create got no answer at all."""
-    with Session(engine) as session:
+    with engine.connect() as connection:
         query = select(*TASKS.columns).where(TASKS.c.user_id == worker.user_id)
         rows: dict[int, dict[str, Any]] = {
-            body["id"]: body for body in bodies(session, list(session.execute(query)))
+            body["id"]: body for body in bodies(connection, list(connection.execute(query)))
         }
     for task_id, body in worker.acknowledged.items():
         assert task_id in rows, f"task {task_id} was acknowledged but is not stored"
