@@ -425,7 +425,7 @@ def list_page(
     if remind_before:
         parameters["remind_before"] = _utc_or_bound(parse_instant(remind_before))
     page, count = _list_statements(shape)
-    rows = list(connection.execute(page, parameters))
+    rows = connection.execute(page, parameters).all()
     if rows:
         return [to_dict(row, row.tags) for row in rows], int(rows[0].total)
     # An empty page carries no total; only a page past the end needs a second query.
@@ -883,6 +883,6 @@ def changes_after(
     is a bounded scan of its (user_id, change_position) index. The purged position is read
     after it: a purge that the page might have missed shows there, so it is never missed."""
     parameters = {"owner": user_id, "after": position, "limit": limit + 1}
-    page = list(connection.execute(_CHANGES, parameters))
+    page = list(connection.execute(_CHANGES, parameters).all())
     purged = connection.scalar(_PURGED_POSITION, {"owner": user_id})
     return page, int(purged or 0)

@@ -34,7 +34,7 @@ from service.patches.signatures import BearerHandler, SnakeCaseResolver, handler
 from service.patches.validation import VALIDATOR_MAP, inline_path_parameters
 from service.patches.violations import RaiseParameterViolations
 from service.problems import QuotaExceeded, ServiceUnavailable
-from service.responses import SecurityHeaders
+from service.responses import CompactJsonifier, SecurityHeaders
 from service.settings import Settings, current_settings
 from service.tokens import current_verifier, verifier_from
 
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         validator_map=VALIDATOR_MAP,
         uri_parser_class=ExplodedFormArrays,
         security_map={"bearer": BearerHandler},
+        jsonifier=CompactJsonifier(),
         lifespan=_lifespan(engine, settings, measured=settings.metrics_port is not None),
     )
     app.add_api(

@@ -5,6 +5,8 @@ its success explicitly."""
 from typing import Any
 from urllib.parse import quote
 
+import orjson
+from connexion.jsonifier import Jsonifier
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,6 +20,15 @@ def json_body(
     body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> tuple[Any, int, dict[str, str]]:
     return body, status, {"Content-Type": JSON, **(headers or {})}
+
+
+class CompactJsonifier(Jsonifier):
+    """Connexion's jsonifier with orjson encoding the bodies: a page of 50 tasks in about
+    12 µs instead of 135 with the standard library's encoder (docs/performance.md). The
+    bodies are compact JSON (no spaces between tokens); decoding stays Connexion's."""
+
+    def dumps(self, data: Any, **_kwargs: Any) -> str:
+        return orjson.dumps(data).decode() + "\n"
 
 
 def task_location(user_id: str, task_id: int) -> str:

@@ -70,8 +70,8 @@ end
 function response(status, response_headers, body)
   if status == 200 and mode == "sync" then
     -- A feed page names its user in each live task; an empty page keeps the cursor anyway.
-    local cursor = body:match('"cursor": "([^"]+)"')
-    local user_id = body:match('"user_id": "([^"]+)"')
+    local cursor = body:match('"cursor": ?"([^"]+)"')
+    local user_id = body:match('"user_id": ?"([^"]+)"')
     if cursor and user_id then cursors[user_id] = cursor end
   end
   if status == 201 then
