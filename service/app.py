@@ -26,10 +26,10 @@ from service.contract import load_contract, with_schema_names
 from service.dispatch import ContractApp
 from service.limits import BodySizeLimit, HeadSizeLimit
 from service.logs import REQUEST_ID_HEADER, RequestLog
+from service.patches import use_corrected_middleware
 from service.patches.content import DefaultContentType, ServeContract
 from service.patches.cors import AllowedOriginsOnlyCors
 from service.patches.query import ExplodedFormArrays
-from service.patches.routing import use_corrected_routing
 from service.patches.signatures import BearerHandler, SnakeCaseResolver, handler_name
 from service.patches.validation import VALIDATOR_MAP, inline_path_parameters
 from service.patches.violations import RaiseParameterViolations
@@ -126,7 +126,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_error_handler(TaskQuotaExceededError, _quota_exceeded)
     for error in DATABASE_UNAVAILABLE:
         app.add_error_handler(error, _database_unavailable)
-    use_corrected_routing(app.middleware.middlewares)
+    use_corrected_middleware(app.middleware.middlewares)
     return app
 
 

@@ -97,13 +97,6 @@ class ContractRouting(RoutingMiddleware):
         _add_method_not_allowed_routes(mount.routes)
 
 
-def use_corrected_routing(middlewares: list[Any]) -> None:
-    """Replace Connexion's routing and Swagger UI middlewares by ours, in place. Called once
-    every middleware is added: `add_middleware` finds its position by Connexion's classes."""
-    replaced = {RoutingMiddleware: ContractRouting, SwaggerUIMiddleware: SwaggerUIOnItsPaths}
-    middlewares[:] = [replaced.get(m, m) for m in middlewares]
-
-
 class SwaggerUIOnItsPaths(SwaggerUIMiddleware):
     """By default, Connexion's Swagger UI middleware copies the scope and runs a Starlette
     router pass (a mount and every console route) on every request, API calls included,

@@ -128,14 +128,14 @@ def _app(variant: str = "current") -> Any:
 
     from db.migrate import upgrade
     from service import app as composition
-    from service.patches import routing
+    from service import patches
     from service.settings import Settings
 
     url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
     upgrade(url)
-    saved = getattr(composition, "ContractApp"), routing.SwaggerUIOnItsPaths  # noqa: B009
+    saved = getattr(composition, "ContractApp"), getattr(patches, "SwaggerUIOnItsPaths")  # noqa: B009
     if variant in ("connexion", "dispatch-only"):
-        setattr(routing, "SwaggerUIOnItsPaths", SwaggerUIMiddleware)  # noqa: B010
+        setattr(patches, "SwaggerUIOnItsPaths", SwaggerUIMiddleware)  # noqa: B010
     if variant == "connexion":
         setattr(composition, "ContractApp", AsyncApp)  # noqa: B010
     try:
@@ -144,7 +144,7 @@ def _app(variant: str = "current") -> Any:
         )
     finally:
         setattr(composition, "ContractApp", saved[0])  # noqa: B010
-        setattr(routing, "SwaggerUIOnItsPaths", saved[1])  # noqa: B010
+        setattr(patches, "SwaggerUIOnItsPaths", saved[1])  # noqa: B010
 
 
 async def _measure(requests: int, kinds: list[str], warmup: int = 200) -> dict[str, float]:
