@@ -3,6 +3,7 @@ media types and charsets, one parse, nesting depth, typed claims, the Location o
 that is not Latin-1, the task quota, response headers, the console switch and the fields
 `db/` writes (docs/security.md lists the findings)."""
 
+import gc
 import json
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,7 @@ from starlette.testclient import TestClient
 
 from db import tasks
 from db.engine import current_engine, transaction
+from service.app import GC_THRESHOLDS
 from tests.support.api import SECRET, Api
 from tests.support.auth import sign, valid_claims
 from tests.support.contract import assert_problem, assert_task
@@ -225,3 +227,13 @@ class TestWrites:
             task["id"],
         )
         assert stored["created_at"] == task["created_at"]
+
+
+class TestHeap:
+    def test_a_started_app_keeps_its_start_up_objects_out_of_the_cyclic_collector(
+        self, client_with: MakeClient
+    ) -> None:
+        with client_with(better_auth_secret=SECRET) as client:
+            assert client.get("/health").json() == {"status": "ok"}
+            assert gc.get_freeze_count() > 10_000
+            assert gc.get_threshold() == GC_THRESHOLDS
