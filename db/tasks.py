@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, date, datetime, timedelta
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -276,27 +277,51 @@ def chunks(ids: Sequence[int], size: int = 10_000) -> Iterator[Sequence[int]]:
 # --- reading ---------------------------------------------------------------------------
 
 
+# A task's row starts with the table's columns, in the table's order, in every statement
+# here; reading them by position is a twentieth of the cost of reading 17 by name.
+_CONTRACT_VALUES = itemgetter(*(TASKS.columns.keys().index(name) for name in TASK_FIELDS))
+
+
 def to_dict(task: Row[Any], tags: Sequence[str]) -> dict[str, Any]:
     """The response body of a task, as the contract's `Task` schema describes it."""
+    (
+        task_id,
+        user_id,
+        title,
+        description,
+        completed,
+        priority,
+        due_date,
+        completed_at,
+        created_at,
+        updated_at,
+        version,
+        due_time,
+        time_zone,
+        remind_at,
+        recurrence,
+        recurrence_from,
+        next_occurrence_id,
+    ) = _CONTRACT_VALUES(task)
     return {
-        "id": task.id,
-        "user_id": task.user_id,
-        "title": task.title,
-        "description": task.description,
-        "completed": task.completed,
-        "priority": task.priority,
-        "due_date": _date(task.due_date),
-        "completed_at": _timestamp(task.completed_at),
-        "created_at": _timestamp(task.created_at),
-        "updated_at": _timestamp(task.updated_at),
-        "version": task.version,
+        "id": task_id,
+        "user_id": user_id,
+        "title": title,
+        "description": description,
+        "completed": completed,
+        "priority": priority,
+        "due_date": _date(due_date),
+        "completed_at": _timestamp(completed_at),
+        "created_at": _timestamp(created_at),
+        "updated_at": _timestamp(updated_at),
+        "version": version,
         "tags": list(tags),
-        "due_time": task.due_time,
-        "time_zone": task.time_zone,
-        "remind_at": _timestamp(task.remind_at),
-        "recurrence": task.recurrence,
-        "recurrence_from": task.recurrence_from,
-        "next_occurrence_id": task.next_occurrence_id,
+        "due_time": due_time,
+        "time_zone": time_zone,
+        "remind_at": _timestamp(remind_at),
+        "recurrence": recurrence,
+        "recurrence_from": recurrence_from,
+        "next_occurrence_id": next_occurrence_id,
     }
 
 
@@ -331,7 +356,9 @@ def _timestamp(value: datetime | None) -> str | None:
 
 
 def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
+    # SQLite hands back naive datetimes; everything stored is UTC (and psycopg2 says so).
+    if value.tzinfo is UTC:
+        return value
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -839,9 +866,9 @@ def _purge_tombstones(connection: Connection, user_id: str, cutoff: datetime) ->
 def _changes_statement() -> Select[Any]:
     live = (
         select(
+            *TASKS.columns,
             TASKS.c.change_position.label("position"),
             literal(False, Boolean).label("deleted"),
-            *(TASKS.c[name] for name in TASK_FIELDS),
         )
         .where(TASKS.c.user_id == bindparam("owner"), TASKS.c.change_position > bindparam("after"))
         .order_by(TASKS.c.change_position)
@@ -850,12 +877,12 @@ def _changes_statement() -> Select[Any]:
     )
     gone = (
         select(
-            TOMBSTONES.c.change_position.label("position"),
-            literal(True, Boolean).label("deleted"),
             TOMBSTONES.c.id,
             TOMBSTONES.c.user_id,
             # Typed, so that PostgreSQL matches them with the other branch's columns.
-            *(cast(null(), TASKS.c[name].type).label(name) for name in TASK_FIELDS[2:]),
+            *(cast(null(), column.type).label(column.name) for column in TASKS.columns[2:]),
+            TOMBSTONES.c.change_position.label("position"),
+            literal(True, Boolean).label("deleted"),
         )
         .where(
             TOMBSTONES.c.user_id == bindparam("owner"),
