@@ -16,14 +16,16 @@ import uvicorn
 from pydantic import ValidationError
 
 from db.migrate import upgrade
-from service.connections import GuardedH11Protocol
+from service.connections import GuardedHttpToolsProtocol
+from service.limits import MAX_HEADER_BYTES, MAX_URL_BYTES
 from service.logs import logging_config
 from service.settings import Settings
 from service.startup import StartupError, prepare_database
 from service.tokens import verifier_from
 
-# h11 enforces a documented limit on a request's line and headers; httptools has none.
-MAX_REQUEST_HEAD_BYTES = 16 * 1024
+# The most a request head may hold before the server closes the connection: what the app's
+# own limits (414, 431) can still answer with a problem, and not a byte more.
+MAX_REQUEST_HEAD_BYTES = MAX_URL_BYTES + MAX_HEADER_BYTES
 # How long uvicorn's supervisor lets a worker take to start (and to answer its ping) before
 # killing it. Its default, 5 s, is shorter than a start on a busy two-core host (imports and
 # the contract take seconds): the workers were killed and restarted in a loop.
@@ -135,9 +137,13 @@ def _metrics(host: str, port: int | None) -> Iterator[None]:
 def _server_limits(settings: Settings) -> dict[str, Any]:
     """What bounds a client's hold on the server (see "Operating it" in the README)."""
     return {
-        # uvicorn's h11 protocol with a request-head timeout and room made near the limit.
-        "http": functools.partial(GuardedH11Protocol, head_timeout=settings.request_head_timeout),
-        "h11_max_incomplete_event_size": MAX_REQUEST_HEAD_BYTES,
+        # uvicorn's httptools protocol with a bounded, timed request head and room made near
+        # the connection limit (service/connections.py).
+        "http": functools.partial(
+            GuardedHttpToolsProtocol,
+            head_timeout=settings.request_head_timeout,
+            max_head_bytes=MAX_REQUEST_HEAD_BYTES,
+        ),
         "limit_concurrency": settings.max_connections,
         "timeout_keep_alive": settings.keep_alive_timeout,
         "timeout_graceful_shutdown": settings.shutdown_timeout,

@@ -14,8 +14,9 @@ MAX_HEADER_BYTES = 16 * 1024
 
 
 class HeadSizeLimit:
-    """414 for a URL, 431 for headers over the limit. The server's own limit (h11's)
-    only applies to a head that arrives in pieces, not to one read in a single chunk."""
+    """414 for a URL, 431 for headers over the limit. The server's own bound
+    (service/connections.py) sits just above both together, and closes the connection with
+    a bare 400; these answer the heads between with a problem the client can read."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -149,7 +149,7 @@ class Bench:
                 "--port",
                 str(port),
                 "--http",
-                "h11",
+                "httptools",
                 "--log-level",
                 "warning",
             ]
