@@ -1,7 +1,8 @@
 """CPU per request in-process: the ASGI app called directly, no server, no network.
 
 A micro-benchmark for framework changes while the machine is too busy for `make bench`:
-the app of a checkout (default: this one) on a throwaway SQLite database, each request
+the app of a checkout (default: this one) on a throwaway SQLite database (`--postgres`: a
+throwaway PostgreSQL, so the driver's and SQLAlchemy's work on it count too), each request
 kind repeated many times, process CPU time (every thread, so the handler's worker thread
 counts) divided by the number of requests. SQLite's own work is in the figure, so compare
 by ratio in one run, never with `make bench`'s figures:
@@ -24,12 +25,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "bench-secret-" + "0123456789abcdef" * 4
 KINDS = ("get", "list", "create", "update", "complete")
+# With `--postgres`: the database the measured app uses (else a throwaway SQLite file).
+DATABASE_URL = "BENCH_DATABASE_URL"
 
 
 def _scope(
@@ -131,7 +136,7 @@ def _app(variant: str = "current") -> Any:
     from service import patches
     from service.settings import Settings
 
-    url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+    url = os.environ.get(DATABASE_URL) or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
     upgrade(url)
     saved = getattr(composition, "ContractApp"), getattr(patches, "SwaggerUIOnItsPaths")  # noqa: B009
     if variant in ("connexion", "dispatch-only"):
@@ -185,9 +190,9 @@ async def _variants(variants: list[str], requests: int, kinds: list[str]) -> Non
         print(f"{kind:<10}{cells}{per_request[-1] / per_request[0]:>10.2f}")
 
 
-def _one_run(source: Path, requests: int, kinds: list[str]) -> dict[str, float]:
+def _one_run(source: Path, requests: int, kinds: list[str], url: str) -> dict[str, float]:
     """The measurement in a fresh interpreter importing `source`'s code."""
-    env = {**os.environ, "PYTHONPATH": str(source), "LOG_LEVEL": "warning"}
+    env = {**os.environ, "PYTHONPATH": str(source), "LOG_LEVEL": "warning", DATABASE_URL: url}
     script = str(Path(__file__))
     code = (
         f"import asyncio, json, runpy; measure = runpy.run_path({script!r})['_measure'];"
@@ -215,17 +220,46 @@ def main() -> None:
         "--variants",
         help="compare in one process: connexion,dispatch-only,current (this checkout only)",
     )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="measure on a throwaway PostgreSQL (the driver's work counts too) instead of SQLite",
+    )
     args = parser.parse_args()
+    with _databases(args.postgres, len(args.source or [ROOT])) as urls:
+        _compare(args, urls)
+
+
+@contextmanager
+def _databases(postgres: bool, count: int) -> Iterator[list[str]]:
+    """A database for each checkout measured: on one throwaway PostgreSQL, or "" each (every
+    app makes its own SQLite file)."""
+    if not postgres:
+        yield [""] * count
+        return
+    from tests.support.postgres import PostgresServer
+
+    server = PostgresServer()
+    try:
+        server.start()
+        yield [server.create_database(f"bench_{n}") for n in range(count)]
+    finally:
+        server.destroy()
+
+
+def _compare(args: argparse.Namespace, urls: list[str]) -> None:
     if args.variants:
+        os.environ[DATABASE_URL] = urls[0]
         kinds = args.kinds.split(",")
         asyncio.run(_variants(args.variants.split(","), args.requests, kinds))
         return
     sources = [s.resolve() for s in (args.source or [ROOT])]
+    database = dict(zip(sources, urls, strict=True))
     kinds = args.kinds.split(",")
     results: dict[Path, list[dict[str, float]]] = {s: [] for s in sources}
     for round_ in range(args.rounds):
         for source in sources:  # alternating A B A B
-            figures = _one_run(source, args.requests, kinds)
+            figures = _one_run(source, args.requests, kinds, database[source])
             results[source].append(figures)
             print(f"round {round_ + 1} {source}: {figures}", file=sys.stderr)
     print(
