@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -642,7 +642,8 @@ def _insert(
         parameters["quota"] = quota
     row = connection.execute(_insert_statement(quota is not None), parameters).first()
     if row is None:
-        raise TaskQuotaExceededError(quota or 0)
+        assert quota is not None  # only the quota's condition leaves the row out
+        raise TaskQuotaExceededError(quota)
     _put_tags(connection, user_id, row.id, tags)
     return row
 
@@ -656,12 +657,14 @@ def _put_tags(connection: Connection, user_id: str, task_id: int, tags: Sequence
         connection.execute(insert(TAGS), rows)
 
 
+# What an UPDATE of a task sets besides the columns its parameters name (`_update_statement`).
+UpdateKind = Literal["fields", "completion", "toggle"]
 _COMPLETING = bindparam("completing", type_=Boolean)
 _STAMPED_AT = bindparam("now", type_=TASKS.c.completed_at.type)
 
 
 @functools.cache
-def _update_statement(how: str, if_match: bool) -> Update:
+def _update_statement(how: UpdateKind, if_match: bool) -> Update:
     """`UPDATE tasks SET <the parameters' columns>, version = version + 1 WHERE <owned>
     RETURNING <the task and its tags>`. `how` is "fields" (the columns named by the
     parameters), "completion" (and `completed_at` follows `:completing`: kept when it was
@@ -699,7 +702,7 @@ def update_fields(
     tags = normalise_tags(changes["tags"]) if "tags" in changes else None
     if "due_date" in values and values["due_date"] is None and "due_time" not in values:
         values["due_time"] = None  # clearing the date clears its time
-    how = "completion" if "completed" in values else "fields"
+    how: UpdateKind = "completion" if "completed" in values else "fields"
     return _update(connection, user_id, task_id, values, versions, how=how, tags=tags)
 
 
@@ -723,7 +726,7 @@ def _update(
     values: dict[str, Any],
     versions: Sequence[int] | None,
     *,
-    how: str,
+    how: UpdateKind,
     tags: list[str] | None,
 ) -> dict[str, Any] | None:
     stamp = stamp_change(connection, user_id)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from starlette.testclient import TestClient
 
 from tests.support.api import SECRET, Api
@@ -225,14 +226,13 @@ class TestPatchTaskTakesTheNewFields:
 
 
 class TestTheQuota:
-    def test_a_create_with_tags_at_the_quota_is_409_and_stores_no_tags(
-        self, client_with: MakeClient, user_id: str, token_for: Callable[..., str]
-    ) -> None:
-        api = Api(
-            client_with(better_auth_secret=SECRET, max_tasks_per_user=1),
-            user_id,
-            token_for(user_id),
-        )
+    @pytest.fixture
+    def api(self, client_with: MakeClient, user_id: str, token_for: Callable[..., str]) -> Api:
+        """A user allowed one task."""
+        client = client_with(better_auth_secret=SECRET, max_tasks_per_user=1)
+        return Api(client, user_id, token_for(user_id))
+
+    def test_a_create_with_tags_at_the_quota_is_409_and_stores_no_tags(self, api: Api) -> None:
         api.create(title="one", tags=["work"])
 
         refused = api.request("POST", json={"title": "two", "tags": ["home", "work"]})
@@ -242,14 +242,9 @@ class TestTheQuota:
         assert [change["task"]["title"] for change in feed(api)["changes"]] == ["one"]
 
     def test_a_recurring_completion_at_the_quota_still_creates_its_occurrence(
-        self, client_with: MakeClient, user_id: str, token_for: Callable[..., str]
+        self, api: Api
     ) -> None:
         # The quota bounds what a client creates; a completion is not refused for it.
-        api = Api(
-            client_with(better_auth_secret=SECRET, max_tasks_per_user=1),
-            user_id,
-            token_for(user_id),
-        )
         task = recurring(api)
 
         done = api.complete(task["id"], completed=True)
